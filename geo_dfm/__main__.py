@@ -1,0 +1,5 @@
+"""``python -m geo_dfm`` is the ``geo-dfm`` command."""
+
+from geo_dfm.cli.main import entry_point
+
+entry_point()

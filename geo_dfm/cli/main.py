@@ -1,0 +1,101 @@
+"""Entry point of the ``geo-dfm`` command: global options, subcommands, errors → exit codes.
+
+Exit codes: 0 ok, 1 internal error, 2 bad input (usage errors included), 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from geo_dfm import __version__
+from geo_dfm.cli.lazy_group import LazyGroup
+from geo_dfm.errors import InputError, JobCancelled
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "chips": ("geo_dfm.cli.chips:chips", "Cut a scene into georeferenced chips and an index GeoPackage."),
+    "localize": ("geo_dfm.cli.localize:localize", "Text-query heatmaps (semantic localization) over a scene."),
+    "classify": ("geo_dfm.cli.classify:classify", "Zero-shot land-cover label for every chip of a scene."),
+    "search": ("geo_dfm.cli.search:search", "Find the chips that best match a text, across scenes."),
+    "models": ("geo_dfm.cli.models:models", "List, describe and download the registered RS CLIP models."),
+    "demo": ("geo_dfm.cli.demo:demo", "Run localize and classify on a sample scene."),
+    "worker": ("geo_dfm.cli.worker:worker", "Long-lived JSON-lines job server (used by the QGIS plugin)."),
+    "finetune": ("geo_dfm.cli.not_built:finetune", "Fine-tune a domain model with LoRA/adapters (not built yet)."),
+    "evaluate": ("geo_dfm.cli.not_built:evaluate", "Evaluate on the paper's benchmarks (not built yet)."),
+}
+
+log = logging.getLogger("geo_dfm")
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    """Log to stderr: WARNING by default, INFO with -v, DEBUG with -vv, ERROR only with -q."""
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_geo_dfm_cli", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler._geo_dfm_cli = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    logging.getLogger("geo_dfm").setLevel(level)
+    logging.getLogger("tile_tools").setLevel(level)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=SUBCOMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(__version__, "-V", "--version", prog_name="geo-dfm")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+def cli(verbose: int, quiet: bool) -> None:
+    """geo-dfm: remote-sensing CLIP models (GeoRSCLIP & co.) for maps.
+
+    Example: geo-dfm localize scene.tif "airport runway" -o runway/
+    """
+    configure_logging(verbose, quiet)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and turn exceptions into one-line messages and exit codes."""
+    try:
+        cli.main(args=argv, prog_name="geo-dfm", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # pragma: no cover - click>=8.2
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        return EXIT_OK
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        click.echo("geo-dfm: aborted", err=True)
+        return EXIT_CANCELLED
+    except InputError as exc:
+        click.echo(f"geo-dfm: error: {exc}", err=True)
+        return EXIT_BAD_INPUT
+    except JobCancelled:
+        click.echo("geo-dfm: cancelled", err=True)
+        return EXIT_CANCELLED
+    except KeyboardInterrupt:
+        click.echo("geo-dfm: interrupted", err=True)
+        return EXIT_CANCELLED
+    except Exception as exc:
+        log.debug("internal error", exc_info=True)
+        click.echo(f"geo-dfm: internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback)", err=True)
+        return EXIT_INTERNAL
+    return EXIT_OK
+
+
+def entry_point() -> None:  # pragma: no cover - console script
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry_point()
