@@ -47,7 +47,7 @@ demo: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check geo_dfm tile_tools tests benchmarks qgis_plugin || true
+	$(VENV)/bin/ruff format --check .
 
 format: setup
 	$(VENV)/bin/ruff check --fix .

@@ -92,7 +92,9 @@ class BarProgress(Progress):
         from tqdm import tqdm
 
         self.close()
-        self._bar = tqdm(total=self.total, desc=self.stage_name, file=self._stream, leave=False, dynamic_ncols=True)
+        self._bar = tqdm(
+            total=self.total, desc=self.stage_name, file=self._stream, leave=False, dynamic_ncols=True
+        )
 
     def _on_advance(self) -> None:
         if self._bar is not None:

@@ -18,13 +18,19 @@ EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "chips": ("geo_dfm.cli.chips:chips", "Cut a scene into georeferenced chips and an index GeoPackage."),
-    "localize": ("geo_dfm.cli.localize:localize", "Text-query heatmaps (semantic localization) over a scene."),
+    "localize": (
+        "geo_dfm.cli.localize:localize",
+        "Text-query heatmaps (semantic localization) over a scene.",
+    ),
     "classify": ("geo_dfm.cli.classify:classify", "Zero-shot land-cover label for every chip of a scene."),
     "search": ("geo_dfm.cli.search:search", "Find the chips that best match a text, across scenes."),
     "models": ("geo_dfm.cli.models:models", "List, describe and download the registered RS CLIP models."),
     "demo": ("geo_dfm.cli.demo:demo", "Run localize and classify on a sample scene."),
     "worker": ("geo_dfm.cli.worker:worker", "Long-lived JSON-lines job server (used by the QGIS plugin)."),
-    "finetune": ("geo_dfm.cli.not_built:finetune", "Fine-tune a domain model with LoRA/adapters (not built yet)."),
+    "finetune": (
+        "geo_dfm.cli.not_built:finetune",
+        "Fine-tune a domain model with LoRA/adapters (not built yet).",
+    ),
     "evaluate": ("geo_dfm.cli.not_built:evaluate", "Evaluate on the paper's benchmarks (not built yet)."),
 }
 
@@ -88,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CANCELLED
     except Exception as exc:
         log.debug("internal error", exc_info=True)
-        click.echo(f"geo-dfm: internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback)", err=True)
+        click.echo(
+            f"geo-dfm: internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback)", err=True
+        )
         return EXIT_INTERNAL
     return EXIT_OK
 

@@ -27,8 +27,14 @@ def output_options(func: F) -> F:
     """``-o/--output`` (required) and ``--overwrite``."""
     return _apply(
         [
-            click.option("-o", "--output", "output", required=True, type=click.Path(path_type=str),
-                         help="Output folder (or file where the command says so)."),
+            click.option(
+                "-o",
+                "--output",
+                "output",
+                required=True,
+                type=click.Path(path_type=str),
+                help="Output folder (or file where the command says so).",
+            ),
             click.option("--overwrite", is_flag=True, help="Replace an existing output."),
         ],
         func,
@@ -39,10 +45,17 @@ def progress_options(func: F) -> F:
     """``--progress`` (auto|bar|jsonl|none) and ``--json``."""
     return _apply(
         [
-            click.option("--progress", "progress_mode", type=click.Choice(PROGRESS_MODES), default="auto",
-                         show_default=True,
-                         help="Progress display; jsonl prints machine-readable events on stdout."),
-            click.option("--json", "print_json", is_flag=True, help="Print the job summary as JSON on stdout."),
+            click.option(
+                "--progress",
+                "progress_mode",
+                type=click.Choice(PROGRESS_MODES),
+                default="auto",
+                show_default=True,
+                help="Progress display; jsonl prints machine-readable events on stdout.",
+            ),
+            click.option(
+                "--json", "print_json", is_flag=True, help="Print the job summary as JSON on stdout."
+            ),
         ],
         func,
     )
@@ -52,22 +65,50 @@ def chip_options(func: F) -> F:
     """How a scene is cut into chips."""
     return _apply(
         [
-            click.option("--chip-size", default=None,
-                         help="Chip size: pixels (224) or metres (100m). Default: the model's input size."),
-            click.option("--overlap", default="0.25", show_default=True,
-                         help="Overlap between chips: fraction (0.25), percent (25%), pixels (32px) or metres (10m)."),
-            click.option("--scales", default=None,
-                         help="Several chip sizes at once, comma-separated (e.g. 256,512,768 or 50m,100m)."),
-            click.option("--gsd", type=float, default=None, help="Resample to this ground resolution (metres/pixel)."),
-            click.option("--bands", default=None,
-                         help="Bands to use as RGB, 1-based (e.g. 4,3,2); one band is repeated to grey."),
-            click.option("--aoi", type=click.Path(path_type=str), default=None,
-                         help="Area of interest: a vector file (any CRS) or minx,miny,maxx,maxy in the scene CRS."),
-            click.option("--min-valid", type=float, default=0.5, show_default=True,
-                         help="Skip chips with less than this fraction of valid pixels."),
-            click.option("--stretch", type=click.Choice(["auto", "none", "percentile"]), default="auto",
-                         show_default=True,
-                         help="Conversion to 8 bit: per-scene percentile stretch (auto: only for non-8-bit data)."),
+            click.option(
+                "--chip-size",
+                default=None,
+                help="Chip size: pixels (224) or metres (100m). Default: the model's input size.",
+            ),
+            click.option(
+                "--overlap",
+                default="0.25",
+                show_default=True,
+                help="Overlap between chips: fraction (0.25), percent (25%), pixels (32px) or metres (10m).",
+            ),
+            click.option(
+                "--scales",
+                default=None,
+                help="Several chip sizes at once, comma-separated (e.g. 256,512,768 or 50m,100m).",
+            ),
+            click.option(
+                "--gsd", type=float, default=None, help="Resample to this ground resolution (metres/pixel)."
+            ),
+            click.option(
+                "--bands",
+                default=None,
+                help="Bands to use as RGB, 1-based (e.g. 4,3,2); one band is repeated to grey.",
+            ),
+            click.option(
+                "--aoi",
+                type=click.Path(path_type=str),
+                default=None,
+                help="Area of interest: a vector file (any CRS) or minx,miny,maxx,maxy in the scene CRS.",
+            ),
+            click.option(
+                "--min-valid",
+                type=float,
+                default=0.5,
+                show_default=True,
+                help="Skip chips with less than this fraction of valid pixels.",
+            ),
+            click.option(
+                "--stretch",
+                type=click.Choice(["auto", "none", "percentile"]),
+                default="auto",
+                show_default=True,
+                help="Conversion to 8 bit: per-scene percentile stretch (auto: only for non-8-bit data).",
+            ),
         ],
         func,
     )
@@ -77,19 +118,44 @@ def model_options(func: F) -> F:
     """Which model to load and where to run it."""
     return _apply(
         [
-            click.option("--model", "model_name", default=None,
-                         help="Registered model name (see 'geo-dfm models list') or an open_clip architecture."),
-            click.option("--weights", type=click.Path(path_type=str), default=None,
-                         help="Checkpoint file (.pt/.pth/.safetensors) for --model or --model-config."),
-            click.option("--model-config", type=click.Path(path_type=str), default=None,
-                         help="A custom open_clip model config (JSON)."),
-            click.option("--adapter", type=click.Path(path_type=str), default=None,
-                         help="A peft adapter folder applied on top of the model."),
-            click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
-            click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
-                         show_default=True, help="fp32 on CPU; autocast bf16/fp16 on GPU."),
+            click.option(
+                "--model",
+                "model_name",
+                default=None,
+                help="Registered model name (see 'geo-dfm models list') or an open_clip architecture.",
+            ),
+            click.option(
+                "--weights",
+                type=click.Path(path_type=str),
+                default=None,
+                help="Checkpoint file (.pt/.pth/.safetensors) for --model or --model-config.",
+            ),
+            click.option(
+                "--model-config",
+                type=click.Path(path_type=str),
+                default=None,
+                help="A custom open_clip model config (JSON).",
+            ),
+            click.option(
+                "--adapter",
+                type=click.Path(path_type=str),
+                default=None,
+                help="A peft adapter folder applied on top of the model.",
+            ),
+            click.option(
+                "--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."
+            ),
+            click.option(
+                "--precision",
+                type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+                default="auto",
+                show_default=True,
+                help="fp32 on CPU; autocast bf16/fp16 on GPU.",
+            ),
             click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
-            click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch."),
+            click.option(
+                "--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch."
+            ),
         ],
         func,
     )

@@ -15,8 +15,17 @@ pytestmark = pytest.mark.qgis
 def test_qgis_loads_a_geotiff(qgis_app, tmp_path):
     path = tmp_path / "scene.tif"
     transform = from_origin(500000.0, 4650000.0, 10.0, 10.0)
-    with rasterio.open(path, "w", driver="GTiff", width=64, height=32, count=3, dtype="uint8",
-                       crs="EPSG:32633", transform=transform) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=64,
+        height=32,
+        count=3,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=transform,
+    ) as dst:
         dst.write(np.random.default_rng(0).integers(0, 255, (3, 32, 64), dtype=np.uint8))
     layer = qgis_core.QgsRasterLayer(str(path), "scene")
     assert layer.isValid()
