@@ -10,3 +10,27 @@ from tile_tools.atomic import atomic_directory, atomic_file
 from tile_tools.errors import InputError, TileToolsError
 
 __all__ = ["InputError", "TileToolsError", "atomic_directory", "atomic_file"]
+
+# Chipping API (issue 3), imported on first use so `import tile_tools` stays light.
+_CHIPPING_EXPORTS = {
+    "Chip": "tile_tools.chip",
+    "ChipGridSpec": "tile_tools.grid",
+    "ChipPlan": "tile_tools.grid",
+    "Length": "tile_tools.units",
+    "SceneReader": "tile_tools.reader",
+    "iter_chip_batches": "tile_tools.prefetch",
+    "open_scene": "tile_tools.reader",
+    "plan_chips": "tile_tools.grid",
+    "plan_windows": "tile_tools.grid",
+    "regular_windows": "tile_tools.grid",
+    "selo_windows": "tile_tools.grid",
+}
+__all__ += list(_CHIPPING_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _CHIPPING_EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_CHIPPING_EXPORTS[name]), name)
+    raise AttributeError(f"module 'tile_tools' has no attribute {name!r}")

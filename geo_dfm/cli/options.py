@@ -62,13 +62,20 @@ def progress_options(func: F) -> F:
 
 
 def chip_options(func: F) -> F:
-    """How a scene is cut into chips."""
+    """How a scene is cut into chips.
+
+    The command receives ``chip_size, overlap, scales, gsd, bands, aoi, min_valid, edge, xyz_zoom,
+    stretch``; pass them on with ``tile_tools.grid.plan_chips(scene, default_size=..., **those)``.
+    """
     return _apply(
         [
             click.option(
                 "--chip-size",
+                "--size",
+                "chip_size",
                 default=None,
-                help="Chip size: pixels (224) or metres (100m). Default: the model's input size.",
+                help="Chip size: pixels (224) or metres (100m). Default: the model's input size "
+                "(256 px tiles with --xyz).",
             ),
             click.option(
                 "--overlap",
@@ -93,7 +100,8 @@ def chip_options(func: F) -> F:
                 "--aoi",
                 type=click.Path(path_type=str),
                 default=None,
-                help="Area of interest: a vector file (any CRS) or minx,miny,maxx,maxy in the scene CRS.",
+                help="Area of interest: a vector file (any CRS) or minx,miny,maxx,maxy in the scene CRS "
+                "(minx,miny,maxx,maxy@EPSG:4326 for another CRS).",
             ),
             click.option(
                 "--min-valid",
@@ -101,6 +109,20 @@ def chip_options(func: F) -> F:
                 default=0.5,
                 show_default=True,
                 help="Skip chips with less than this fraction of valid pixels.",
+            ),
+            click.option(
+                "--edge",
+                type=click.Choice(["shift", "pad"]),
+                default="shift",
+                show_default=True,
+                help="Last chip of a row/column: shifted flush to the border, or padded with nodata.",
+            ),
+            click.option(
+                "--xyz",
+                "xyz_zoom",
+                type=int,
+                default=None,
+                help="Chip along the XYZ web-map tiles of this zoom (EPSG:3857, 0-24) instead of a grid.",
             ),
             click.option(
                 "--stretch",

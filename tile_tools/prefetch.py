@@ -1,0 +1,58 @@
+"""Read chips in background threads while the consumer (a model) works on the previous batch.
+
+At most ``prefetch`` batches exist at once (the one the consumer holds and those being read
+ahead), so memory is bounded by ``batch_size × prefetch`` chips whatever the scene size. Batches come out in the
+order of ``windows``; a read error is raised in the consumer; stopping early (``break``, an
+exception, ``close()``) cancels the reads not started and waits for the running ones.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from rasterio.windows import Window
+
+from tile_tools.chip import Chip
+
+
+def iter_chip_batches(
+    reader: Any, windows: Sequence[Window], batch_size: int, workers: int = 2, prefetch: int = 2
+) -> Iterator[list[Chip]]:
+    """Yield ``reader.read_chip(w)`` for ``windows`` in lists of ``batch_size`` (the last may be shorter).
+
+    ``workers`` threads read (each with its own dataset handle); ``workers=0`` reads in the caller's
+    thread, one batch at a time.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if prefetch < 1:
+        raise ValueError(f"prefetch must be >= 1, got {prefetch}")
+    batches = [list(windows[i : i + batch_size]) for i in range(0, len(windows), batch_size)]
+    if workers <= 0:
+        for batch in batches:
+            yield [reader.read_chip(w) for w in batch]
+        return
+    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chip-reader")
+    pending: deque[list[Future[Chip]]] = deque()
+    next_batch = 0
+    try:
+        while next_batch < len(batches) or pending:
+            while next_batch < len(batches) and len(pending) < prefetch:
+                pending.append([executor.submit(reader.read_chip, w) for w in batches[next_batch]])
+                next_batch += 1
+            futures = pending.popleft()
+            yield [future.result() for future in futures]
+    finally:
+        for futures in pending:
+            for future in futures:
+                future.cancel()
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def iter_chips(reader: Any, windows: Sequence[Window], workers: int = 2, chunk: int = 16) -> Iterator[Chip]:
+    """Chips one by one, read ahead in background threads (``chunk`` chips per read-ahead batch)."""
+    for batch in iter_chip_batches(reader, windows, chunk, workers=workers, prefetch=2):
+        yield from batch
