@@ -81,7 +81,7 @@ class ChipRecord:
 
         w = chip.window
         height, width = chip.shape
-        corners = [chip.transform * xy for xy in ((0, 0), (width, 0), (width, height), (0, height))]
+        corners = [chip.transform @ xy for xy in ((0, 0), (width, 0), (width, height), (0, height))]
         return cls(
             file=file,
             scene=chip.scene,
