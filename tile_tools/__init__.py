@@ -27,10 +27,30 @@ _CHIPPING_EXPORTS = {
 }
 __all__ += list(_CHIPPING_EXPORTS)
 
+# Stitching API (issue 4), imported on first use as well.
+_STITCHING_EXPORTS = {
+    "Block": "tile_tools.accumulate",
+    "WeightedAccumulator": "tile_tools.accumulate",
+    "selo_mean": "tile_tools.accumulate",
+    "minmax_normalize": "tile_tools.postprocess",
+    "median_filter": "tile_tools.postprocess",
+    "gaussian_smooth": "tile_tools.postprocess",
+    "selo_postprocess": "tile_tools.postprocess",
+    "write_cog": "tile_tools.raster_writers",
+    "write_class_raster": "tile_tools.raster_writers",
+    "write_preview_png": "tile_tools.raster_writers",
+    "write_overlay_png": "tile_tools.raster_writers",
+    "heatmap_to_polygons": "tile_tools.vectorize",
+    "chip_labels_to_polygons": "tile_tools.vectorize",
+    "dissolve_labels": "tile_tools.vectorize",
+}
+__all__ += list(_STITCHING_EXPORTS)
+
 
 def __getattr__(name: str):
-    if name in _CHIPPING_EXPORTS:
+    module = _CHIPPING_EXPORTS.get(name) or _STITCHING_EXPORTS.get(name)
+    if module is not None:
         import importlib
 
-        return getattr(importlib.import_module(_CHIPPING_EXPORTS[name]), name)
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module 'tile_tools' has no attribute {name!r}")
