@@ -1,0 +1,1 @@
+"""Processing provider and algorithms (toolbox, batch dialog, Model Designer, qgis_process)."""
