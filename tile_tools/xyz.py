@@ -128,8 +128,8 @@ def _tiles_in(root: Path, zoom: int) -> dict[tuple[int, int], Path]:
 def slippy_folder_vrt(root: str | Path, zoom: int | None = None, tms: bool = False) -> str:
     """VRT XML mosaicking ``root/z/x/y.png|jpg`` (highest zoom unless ``zoom``) in EPSG:3857.
 
-    Tiles with an alpha band (RGBA, grey+alpha) give their alpha as the mask; missing tiles are
-    invalid. ``tms``: y counted from the south (TMS) instead of the north (XYZ).
+    Every tile is assumed to have the size of the first one. Tiles with an alpha band (RGBA,
+    grey+alpha) give their alpha as the mask; missing tiles are invalid. ``tms``: y counted from the south (TMS) instead of the north (XYZ).
     """
     root = Path(root)
     levels = _zoom_levels(root)
@@ -162,6 +162,7 @@ def slippy_folder_vrt(root: str | Path, zoom: int | None = None, tms: bool = Fal
         return "".join(
             f'<SimpleSource><SourceFilename relativeToVRT="0">{escape(str(path.resolve()))}</SourceFilename>'
             f"<SourceBand>{band}</SourceBand>"
+            f'<SrcRect xOff="0" yOff="0" xSize="{size}" ySize="{size}"/>'
             f'<DstRect xOff="{(x - x0) * size}" yOff="{(y - y0) * size}" xSize="{size}" ySize="{size}"/>'
             "</SimpleSource>"
             for (x, y), path in sorted(tiles.items())

@@ -141,10 +141,17 @@ def test_gsd_resampling_equals_a_warped_vrt_read(make_scene, rng):
         assert (reader.grid.width, reader.grid.height) == (50, 50)
         assert reader.grid.res == (20.0, 20.0)
         with WarpedVRT(
-            src, crs=src.crs, transform=reader.grid.transform, width=50, height=50, resampling=Resampling.bilinear
+            src,
+            crs=src.crs,
+            transform=reader.grid.transform,
+            width=50,
+            height=50,
+            resampling=Resampling.bilinear,
         ) as vrt:
             window = Window(10, 5, 20, 20)
-            np.testing.assert_array_equal(reader.read_chip(window).image.transpose(2, 0, 1), vrt.read(window=window))
+            np.testing.assert_array_equal(
+                reader.read_chip(window).image.transpose(2, 0, 1), vrt.read(window=window)
+            )
 
 
 def test_float_nan_is_invalid(make_scene, rng):
