@@ -231,10 +231,8 @@ class SceneReader:
         if self._warp is None:
             return src
         options: dict[str, Any] = dict(self._warp, resampling=self._resampling)
-        if src.nodata is None:
-            options["add_alpha"] = True
-            if self.alpha_band is not None:
-                options["src_alpha"] = self.alpha_band
+        if src.nodata is None and self.alpha_band is None:
+            options["add_alpha"] = True  # the warped VRT then marks pixels outside the source invalid
         return WarpedVRT(src, **options)
 
     def _dataset(self) -> Any:

@@ -211,3 +211,35 @@ def test_bad_inputs_are_one_line_input_errors(tmp_path, make_scene, rng):
         text = str(info.value)
         assert message in text and "\n" not in text
     assert str(missing) in str(pytest.raises(InputError, SceneReader, missing).value)
+
+
+def test_zero_size_scene_is_an_input_error(tmp_path):
+    vrt = tmp_path / "empty.vrt"
+    vrt.write_text(
+        '<VRTDataset rasterXSize="0" rasterYSize="10"><VRTRasterBand dataType="Byte" band="1"/></VRTDataset>'
+    )
+    with pytest.raises(InputError, match="empty.vrt: not a raster GDAL can read.*0 x 10"):
+        SceneReader(vrt)
+
+
+@pytest.mark.parametrize("gsd", [None, 20.0])
+def test_internal_mask_and_alpha_survive_resampling(tmp_path, make_scene, gsd):
+    data = np.full((4, 100, 100), 50, np.uint8)
+    data[3] = 255
+    data[3, :, :50] = 0
+    alpha = make_scene(data, photometric="RGB", alpha="YES")
+    masked = tmp_path / "masked.tif"
+    with rasterio.open(alpha) as src, rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        profile = {**src.profile, "count": 3}
+        profile.pop("alpha", None)
+        with rasterio.open(masked, "w", **profile) as dst:
+            dst.write(data[:3])
+            dst.write_mask(data[3])
+    for path in (alpha, masked):
+        with SceneReader(path, gsd=gsd) as reader:
+            whole = Window(0, 0, reader.grid.width, reader.grid.height)
+            chip = reader.read_chip(whole)
+            assert reader.bands == (1, 2, 3)
+            assert chip.valid_fraction == pytest.approx(0.5)
+            assert reader.valid_fraction(whole) == pytest.approx(0.5)
+            assert not chip.mask[:, : reader.grid.width // 2].any()
