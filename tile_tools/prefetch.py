@@ -1,9 +1,10 @@
 """Read chips in background threads while the consumer (a model) works on the previous batch.
 
-At most ``prefetch`` batches exist at once (the one the consumer holds and those being read
-ahead), so memory is bounded by ``batch_size × prefetch`` chips whatever the scene size. Batches come out in the
-order of ``windows``; a read error is raised in the consumer; stopping early (``break``, an
-exception, ``close()``) cancels the reads not started and waits for the running ones.
+While the consumer holds one batch, up to ``prefetch`` further batches are being read, each by one
+thread (a batch is read in window order on one dataset handle, so overlapping chips share GDAL's
+block cache). Memory is bounded by ``batch_size × (prefetch + 1)`` chips whatever the scene size.
+Batches come out in the order of ``windows``; a read error is raised in the consumer; stopping early
+(``break``, an exception, ``close()``) cancels the reads not started and waits for the running ones.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ def iter_chip_batches(
 ) -> Iterator[list[Chip]]:
     """Yield ``reader.read_chip(w)`` for ``windows`` in lists of ``batch_size`` (the last may be shorter).
 
-    ``workers`` threads read (each with its own dataset handle); ``workers=0`` reads in the caller's
-    thread, one batch at a time.
+    Up to ``min(workers, prefetch)`` threads read, each with its own dataset handle; ``workers=0``
+    reads in the caller's thread, one batch at a time.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -33,23 +34,25 @@ def iter_chip_batches(
     batches = [list(windows[i : i + batch_size]) for i in range(0, len(windows), batch_size)]
     if workers <= 0:
         for batch in batches:
-            yield [reader.read_chip(w) for w in batch]
+            yield _read_batch(reader, batch)
         return
-    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chip-reader")
-    pending: deque[list[Future[Chip]]] = deque()
+    executor = ThreadPoolExecutor(max_workers=min(workers, prefetch), thread_name_prefix="chip-reader")
+    pending: deque[Future[list[Chip]]] = deque()
     next_batch = 0
     try:
         while next_batch < len(batches) or pending:
-            while next_batch < len(batches) and len(pending) < prefetch:
-                pending.append([executor.submit(reader.read_chip, w) for w in batches[next_batch]])
+            while next_batch < len(batches) and len(pending) < prefetch + 1:
+                pending.append(executor.submit(_read_batch, reader, batches[next_batch]))
                 next_batch += 1
-            futures = pending.popleft()
-            yield [future.result() for future in futures]
+            yield pending.popleft().result()
     finally:
-        for futures in pending:
-            for future in futures:
-                future.cancel()
+        for future in pending:
+            future.cancel()
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _read_batch(reader: Any, windows: list[Window]) -> list[Chip]:
+    return [reader.read_chip(w) for w in windows]
 
 
 def iter_chips(reader: Any, windows: Sequence[Window], workers: int = 2, chunk: int = 16) -> Iterator[Chip]:

@@ -36,9 +36,12 @@ class Stretch:
                 return bands
             return np.clip(np.rint(bands.astype(np.float64)), 0, 255).astype(np.uint8)
         low = np.asarray(self.low, dtype=np.float64)[:, None, None]
-        high = np.asarray(self.high, dtype=np.float64)[:, None, None]
-        scaled = (bands.astype(np.float64) - low) * (255.0 / (high - low))
-        return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+        gain = 255.0 / (np.asarray(self.high, dtype=np.float64)[:, None, None] - low)
+        scaled = bands.astype(np.float64) - low
+        scaled *= gain
+        np.rint(scaled, out=scaled)
+        np.clip(scaled, 0, 255, out=scaled)
+        return scaled.astype(np.uint8)
 
 
 def percentile_stretch(

