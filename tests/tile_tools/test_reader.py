@@ -243,3 +243,16 @@ def test_internal_mask_and_alpha_survive_resampling(tmp_path, make_scene, gsd):
             assert chip.valid_fraction == pytest.approx(0.5)
             assert reader.valid_fraction(whole) == pytest.approx(0.5)
             assert not chip.mask[:, : reader.grid.width // 2].any()
+
+
+def test_chipping_modules_never_import_torch():
+    import subprocess
+    import sys
+
+    modules = ["units", "chip", "grid", "reader", "stretch", "aoi", "xyz", "prefetch", "chip_writer"]
+    code = (
+        "import sys\n"
+        + "".join(f"import tile_tools.{m}\n" for m in modules)
+        + "assert 'torch' not in sys.modules"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
