@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 import shutil
 import socket
 import tempfile
@@ -57,14 +58,16 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         try:
             raw = torch.load(file, map_location="cpu", weights_only=True, mmap=_is_zip(file))
         except pickle.UnpicklingError as exc:
-            if "weights only load failed" in str(exc).lower():
+            found = re.search(r"GLOBAL (\S+)", str(exc))
+            if found or "allowed global" in str(exc).lower():
+                what = f" ({found.group(1)})" if found else ""
                 raise InputError(
                     file,
-                    "refused: the checkpoint contains pickled Python objects (code), not only tensors. "
+                    f"refused: the checkpoint contains pickled Python objects{what}, not only tensors. "
                     "geo-dfm loads checkpoints with weights_only=True and never runs code from a file; "
                     "save the model's state_dict() (or a .safetensors file) instead.",
                 ) from exc
-            raise InputError(file, f"not a PyTorch checkpoint: {exc}") from exc
+            raise InputError(file, "not a PyTorch checkpoint (unreadable pickle data)") from exc
         except RuntimeError as exc:
             if "torchscript" in str(exc).lower():
                 raise InputError(
@@ -108,8 +111,17 @@ def _listing(keys: list[str]) -> str:
     return f"{shown}{more}"
 
 
-def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str | os.PathLike[str]) -> None:
-    """Copy ``state`` into ``model`` strictly; a mismatch is an :class:`InputError` listing keys."""
+def load_into(
+    model: torch.nn.Module,
+    state: dict[str, torch.Tensor],
+    source: str | os.PathLike[str],
+    assign: bool = False,
+) -> None:
+    """Load ``state`` into ``model`` strictly; a mismatch is an :class:`InputError` listing keys.
+
+    ``assign=True`` makes the checkpoint tensors the model's (cast to the model's dtypes): for a
+    model built on the meta device, so no time is spent initialising weights that are replaced.
+    """
     expected = model.state_dict()
     scale, model_scale = state.get("logit_scale"), expected.get("logit_scale")
     if scale is not None and model_scale is not None and scale.numel() == model_scale.numel() == 1:
@@ -134,7 +146,9 @@ def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: st
             "the checkpoint does not fit the model architecture (wrong --model or --model-config?): "
             + "; ".join(parts),
         )
-    model.load_state_dict(state, strict=True)
+    if assign:
+        state = {key: value.to(expected[key].dtype) for key, value in state.items()}
+    model.load_state_dict(state, strict=True, assign=assign)
 
 
 # --- where files live ----------------------------------------------------------------------------
@@ -230,7 +244,7 @@ def missing_weights_error(spec: ModelSpec, reason: str) -> WeightsNotFoundError:
         member = f", file {spec.archive_member} inside the zip" if spec.archive_member else ""
         what = f"{download_url(spec)}{size}{member}"
         copy = f"put {spec.archive_member or 'the file'} at {where}"
-    unzip = f", unzip it," if spec.archive_member else ""
+    unzip = ", unzip it," if spec.archive_member else ""
     return WeightsNotFoundError(
         spec.name,
         f"weights not found: {what} is not in {where} and cannot be downloaded now ({reason}). "
