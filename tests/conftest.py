@@ -19,3 +19,33 @@ def artifacts_dir() -> Path:
     path = REPO_ROOT / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+# --- synthetic world (geo_dfm.synthetic) -------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def toy_model_path() -> Path:
+    """The trained toy model (``geo-dfm-toy`` state dict, .safetensors), trained once and cached.
+
+    The cache is ``$GEO_DFM_CACHE`` if set, else ``~/.cache/geo-dfm``: later sessions reuse it.
+    """
+    from geo_dfm.synthetic import ensure_toy_model
+
+    return ensure_toy_model()
+
+
+@pytest.fixture
+def synthetic_scene(tmp_path: Path):
+    """Factory: ``synthetic_scene(name="scene", **make_scene_kwargs) -> SyntheticScene`` in tmp_path.
+
+    Defaults to a tiny 128×128 scene; pass width/height/crs/gsd/seed/classes/layout as needed.
+    """
+    from geo_dfm.synthetic import make_scene
+
+    def factory(name: str = "scene", **kwargs):
+        kwargs.setdefault("width", 128)
+        kwargs.setdefault("height", 128)
+        return make_scene(tmp_path / f"{name}.tif", **kwargs)
+
+    return factory
