@@ -1,5 +1,52 @@
-"""`geo-dfm search` (placeholder until its issue lands: says it is not built yet)."""
+"""`geo-dfm search SCENE [SCENE ...] QUERY --top-k K -o OUT.gpkg`: text-to-image retrieval."""
 
-from geo_dfm.cli.not_built import not_built_command
+from __future__ import annotations
 
-search = not_built_command("search", "The 'search' subcommand")
+import click
+
+from geo_dfm.cli.options import chip_options, model_options, output_options, progress_options
+
+
+@click.command(name="search")
+@click.argument("scenes_and_query", nargs=-1, required=True, metavar="SCENE [SCENE ...] QUERY")
+@output_options
+@click.option("--top-k", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--index",
+    "index_path",
+    type=click.Path(path_type=str),
+    default=None,
+    help="Embedding index file (.npz) to reuse and extend. Default: geo-dfm-embeddings.npz beside OUT.",
+)
+@chip_options
+@model_options
+@progress_options
+def search(scenes_and_query: tuple[str, ...], **options) -> None:
+    """Find the chips of the SCENEs that best match the text QUERY; write them to OUT (GeoPackage).
+
+    Chip embeddings are stored in an index beside OUT and reused by later searches over the
+    same scenes with the same model and chip settings (no image is encoded twice).
+
+    Example: geo-dfm search a.tif b.tif "a harbour with boats" --top-k 20 -o harbour.gpkg
+    """
+    from geo_dfm.cli.runner import run_job
+    from geo_dfm.jobs.cli_params import chip_params, model_params
+    from geo_dfm.jobs.search import SearchParams, run_search
+    from tile_tools.errors import InputError
+
+    def job(progress):
+        if len(scenes_and_query) < 2:
+            raise InputError("QUERY", "give at least one scene and then the query text")
+        params = SearchParams(
+            scenes=tuple(scenes_and_query[:-1]),
+            query=scenes_and_query[-1],
+            output=options["output"],
+            overwrite=options["overwrite"],
+            top_k=options["top_k"],
+            index=options["index_path"],
+            chips=chip_params(options),
+            model=model_params(options),
+        )
+        return run_search(params, progress)
+
+    run_job("search", job, options["progress_mode"], options["print_json"])

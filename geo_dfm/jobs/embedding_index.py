@@ -25,22 +25,22 @@ from tile_tools.atomic import atomic_file
 log = logging.getLogger(__name__)
 
 INDEX_FILE_NAME = "geo-dfm-embeddings.npz"
-_FIELDS = ("windows", "bounds", "embeddings", "meta")
+_FIELDS = ("windows", "transform", "embeddings", "meta")
 
 
 @dataclass(frozen=True)
 class SceneEmbeddings:
     """The embeddings of one scene's chips.
 
-    ``windows``: (N, 4) int64 ``col_off, row_off, width, height`` in the working grid;
-    ``bounds``: (N, 4) float64 ``left, bottom, right, top`` in ``crs_wkt``;
+    ``windows``: (N, 4) int64 ``col_off, row_off, width, height`` in the working grid, which
+    ``transform`` (the 6 affine coefficients a, b, c, d, e, f) places in ``crs_wkt`` ("" = none);
     ``embeddings``: (N, D) float32, L2-normalised.
     """
 
     scene: str
     crs_wkt: str
+    transform: tuple[float, ...]
     windows: np.ndarray
-    bounds: np.ndarray
     embeddings: np.ndarray
 
     def __len__(self) -> int:
@@ -108,8 +108,8 @@ class EmbeddingIndex:
         return SceneEmbeddings(
             scene=meta["scene"],
             crs_wkt=meta["crs_wkt"],
+            transform=tuple(float(v) for v in entry["transform"]),
             windows=entry["windows"],
-            bounds=entry["bounds"],
             embeddings=entry["embeddings"],
         )
 
@@ -124,7 +124,7 @@ class EmbeddingIndex:
         meta = {"scene": value.scene, "crs_wkt": value.crs_wkt, "setup_digest": key.setup_digest}
         self._entries[key.digest] = {
             "windows": np.asarray(value.windows, dtype=np.int64).reshape(-1, 4),
-            "bounds": np.asarray(value.bounds, dtype=np.float64).reshape(-1, 4),
+            "transform": np.asarray(value.transform, dtype=np.float64).reshape(6),
             "embeddings": np.asarray(value.embeddings, dtype=np.float32),
             "meta": np.array(json.dumps(meta)),
         }

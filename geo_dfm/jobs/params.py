@@ -25,24 +25,23 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class ChipParams:
-    """How a scene is cut into chips (the CLI's ``chip_options``).
+    """How a scene is cut into chips: the CLI's ``chip_options`` as given (text).
 
-    Lengths stay text (``"224"`` px, ``"100m"`` metres, ``"0.25"`` fraction) and are parsed by
-    :class:`tile_tools.units.Length` against the scene's working grid. ``chip_size=None``
+    Lengths stay text (``"224"`` px, ``"100m"`` metres, ``"0.25"`` fraction) and are interpreted
+    by :func:`tile_tools.grid.plan_chips` against the scene's working grid. ``chip_size=None``
     means the model's input size in pixels.
     """
 
     chip_size: str | None = None
     overlap: str = "0.25"
-    scales: tuple[str, ...] = ()
+    scales: str | None = None
     gsd: float | None = None
-    bands: tuple[int, ...] | None = None
+    bands: str | None = None
     aoi: str | None = None
     min_valid: float = 0.5
     stretch: str = "auto"
+    edge: str = "shift"
+    xyz_zoom: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["scales"] = list(self.scales)
-        data["bands"] = None if self.bands is None else list(self.bands)
-        return data
+        return asdict(self)

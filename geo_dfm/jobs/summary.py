@@ -18,6 +18,7 @@ from rasterio.crs import CRS
 
 from geo_dfm import __version__
 from tile_tools.atomic import atomic_file
+from tile_tools.pixel_grid import PixelGrid
 
 
 class StageTimer:
@@ -44,6 +45,16 @@ def crs_text(crs: CRS | None) -> str | None:
         return None
     epsg = crs.to_epsg()
     return f"EPSG:{epsg}" if epsg else crs.to_wkt()
+
+
+def grid_summary(grid: PixelGrid) -> dict[str, Any]:
+    """Size, resolution and GDAL-order geotransform of an output grid."""
+    return {
+        "width": grid.width,
+        "height": grid.height,
+        "res": list(grid.res),
+        "geotransform": list(grid.transform.to_gdal()),
+    }
 
 
 def make_summary(
