@@ -135,8 +135,9 @@ class WorkerClient:
         except OSError as exc:
             raise WorkerError(f"cannot run {self.command[0]}: {exc}") from exc
         self._process = process
-        threading.Thread(target=self._read_events, args=(process,), daemon=True).start()
-        threading.Thread(target=self._read_stderr, args=(process,), daemon=True).start()
+        stderr_reader = threading.Thread(target=self._read_stderr, args=(process,), daemon=True)
+        stderr_reader.start()
+        threading.Thread(target=self._read_events, args=(process, stderr_reader), daemon=True).start()
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Ask the worker to stop (cancelling its jobs); kill it if it does not within ``timeout``."""
@@ -185,13 +186,17 @@ class WorkerClient:
         """Submit a job and wait for its outcome, passing every event to ``on_event``.
 
         When ``is_cancelled()`` turns true the job is cancelled; a job that has not stopped
-        ``cancel_grace`` seconds later is stopped by killing the worker (it restarts for the next job).
+        ``cancel_grace`` seconds later (at once if ``cancel_grace <= 0``) is stopped by killing the
+        worker, which restarts for the next job.
         """
         handle = self.submit(argv)
         cancel_sent_at: float | None = None
         while handle.outcome is None:
             if cancel_sent_at is None and is_cancelled():
-                self.cancel(handle)
+                if cancel_grace > 0:
+                    self.cancel(handle)
+                else:
+                    self.kill()
                 cancel_sent_at = time.monotonic()
             elif cancel_sent_at is not None and time.monotonic() - cancel_sent_at > cancel_grace:
                 self.kill()
@@ -217,7 +222,7 @@ class WorkerClient:
             process.stdin.write(json.dumps(request) + "\n")
             process.stdin.flush()
 
-    def _read_events(self, process: subprocess.Popen) -> None:
+    def _read_events(self, process: subprocess.Popen, stderr_reader: threading.Thread) -> None:
         assert process.stdout is not None
         for line in process.stdout:
             event = parse_event(line)
@@ -235,6 +240,7 @@ class WorkerClient:
             elif event["event"] == "error":
                 self.stderr_tail.append(str(event.get("message", "")))
         process.wait()
+        stderr_reader.join(5)  # its last lines explain why the worker stopped
         self._ready.set()  # wakes start() if the worker died before saying ready
         with self._lock:
             orphans = list(self._handles.values())

@@ -256,3 +256,27 @@ def test_real_worker_says_ready_runs_commands_and_exits_at_end_of_input():
     assert missing[0]["event"] == "start" and missing[-1]["event"] == "error"
     assert missing[-1]["code"] in (1, 2)
     assert events[-1] == {"event": "shutdown"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not GEO_DFM.exists(), reason="geo-dfm is not installed next to this Python")
+def test_two_jobs_in_one_worker_load_the_model_once(synthetic_scene, toy_model_path, tmp_path):
+    """The factory logs "loading <model>" each time it builds one: the second job reuses the first's."""
+    scene = synthetic_scene("reuse", width=128, height=128, seed=11)
+    proc = start_worker()
+    try:
+        assert read_event(proc)["event"] == "ready"
+        for job in ("first", "second"):
+            argv = ["-v", "localize", str(scene.path), "water", "-o", str(tmp_path / job), "--model", "toy"]
+            proc.stdin.write(request(id=job, argv=argv))
+        proc.stdin.close()
+        events = [json.loads(line) for line in proc.stdout]
+        assert proc.wait(60) == 0
+    finally:
+        proc.kill()
+    for job in ("first", "second"):
+        outcome = [e for e in events if e.get("job") == job][-1]
+        assert outcome["event"] == "result", outcome
+        assert Path(outcome["summary"]["outputs"]["heatmaps"]["water"]).is_file()
+    loading = [e for e in events if e["event"] == "log" and e["message"].startswith("loading toy")]
+    assert [e["job"] for e in loading] == ["first"]

@@ -39,7 +39,7 @@ def plugin_settings(qgis_app, tmp_path):
 def small_scene(tmp_path) -> Path:
     """A 96×64 RGB GeoTIFF in UTM 33N (for tests that do not need a meaningful picture)."""
     import rasterio
-    from rasterio.transform import from_origin
+    from affine import Affine
 
     path = tmp_path / "small.tif"
     data = np.random.default_rng(0).integers(0, 255, (3, 64, 96), dtype=np.uint8)
@@ -52,7 +52,7 @@ def small_scene(tmp_path) -> Path:
         count=3,
         dtype="uint8",
         crs="EPSG:32633",
-        transform=from_origin(500000.0, 4650000.0, 10.0, 10.0),
+        transform=Affine.translation(500000.0, 4650000.0) @ Affine.scale(10.0, -10.0),
     ) as dst:
         dst.write(data)
     return path
