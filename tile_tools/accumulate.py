@@ -38,6 +38,8 @@ WEIGHT_KINDS: tuple[str, ...] = ("uniform", "hann", "gaussian")
 
 #: ``storage="auto"`` keeps the sum and weight planes in memory up to this many bytes, else on disk.
 AUTO_MEMORY_LIMIT_BYTES = 256 * 2**20
+#: Side (output pixels) of the tiles of disk storage: small, so the cache holds many of them.
+DISK_TILE = 128
 
 
 class Block(NamedTuple):
@@ -165,8 +167,10 @@ class _DiskPlanes:
         shape = (self._planes, self._block, self._block)
         if key not in self._touched:
             return np.zeros(shape)
-        raw = os.pread(self._fd, self._block_bytes, self._offset(key))
-        return np.frombuffer(bytearray(raw), dtype=np.float64).reshape(shape)
+        block = np.empty(shape)
+        if os.preadv(self._fd, [block], self._offset(key)) != self._block_bytes:
+            raise OSError("short read from the accumulator's temporary file")
+        return block
 
     def _cached(self, key: tuple[int, int]) -> np.ndarray:
         block = self._cache.get(key)
@@ -175,7 +179,7 @@ class _DiskPlanes:
             return block
         while len(self._cache) >= self._max_cached:
             old_key, old = self._cache.popitem(last=False)
-            os.pwrite(self._fd, old.tobytes(), self._offset(old_key))
+            os.pwrite(self._fd, old, self._offset(old_key))
             self._touched.add(old_key)
         block = self._load(key)
         self._cache[key] = block
@@ -222,8 +226,8 @@ class WeightedAccumulator:
       (``grid.decimated(decimation)``).
     - ``channels``: number of values per chip (queries, classes).
     - ``weight``: ``"uniform"`` | ``"hann"`` | ``"gaussian"`` (``gaussian_sigma`` × window size).
-    - ``storage``: ``"memory"``, ``"disk"`` (tiles of ``block_size`` output pixels in a temporary file
-      in ``tmpdir``, at most ``cache_mb`` of them in memory) or ``"auto"`` (disk above 256 MiB of planes).
+    - ``storage``: ``"memory"``, ``"disk"`` (128-pixel tiles in a temporary file in ``tmpdir``, at
+      most ``cache_mb`` of them in memory) or ``"auto"`` (disk above 256 MiB of planes).
     - ``block_size``: side of the output blocks :meth:`iter_blocks` yields (and of the disk tiles).
 
     Adding is order-independent up to float64 rounding. Pixels no window touched have zero weight:
@@ -237,8 +241,8 @@ class WeightedAccumulator:
         weight: WeightKind = "uniform",
         decimation: int = 1,
         storage: StorageKind = "auto",
-        block_size: int = 512,
-        cache_mb: float = 8.0,
+        block_size: int = 256,
+        cache_mb: float = 4.0,
         gaussian_sigma: float = 0.25,
         tmpdir: str | None = None,
     ) -> None:
@@ -265,7 +269,8 @@ class WeightedAccumulator:
             self._planes: _MemoryPlanes | _DiskPlanes = _MemoryPlanes(channels + 1, height, width)
         elif storage == "disk":
             cache_bytes = int(cache_mb * 2**20)
-            self._planes = _DiskPlanes(channels + 1, height, width, block_size, cache_bytes, tmpdir)
+            tile = min(block_size, DISK_TILE)
+            self._planes = _DiskPlanes(channels + 1, height, width, tile, cache_bytes, tmpdir)
         else:
             raise ValueError(f"storage must be 'auto', 'memory' or 'disk', got {storage!r}")
         self.storage: str = storage

@@ -8,17 +8,19 @@
 - :func:`write_overlay_png`: SeLo-style overlay (0.7·image + 0.3·heat colour) as a PNG georeferenced by a
   GDAL ``.aux.xml`` sidecar (CRS and geotransform), which GDAL and QGIS read.
 
-COGs are made in two steps with bounded memory: blocks go into a temporary tiled GeoTIFF, then GDAL's
-COG driver copies it (building the overviews) into place; GDAL's block cache is capped meanwhile.
+COGs are made with bounded memory: blocks go into a temporary tiled GeoTIFF, tile_tools computes the
+overview levels block by block (GDAL's own overview builder holds whole-width strips), and GDAL's COG
+driver copies data and overviews into place through a VRT; GDAL's block cache is capped meanwhile.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -37,7 +39,9 @@ from tile_tools.pixel_grid import PixelGrid
 DEFAULT_NODATA = -9999.0
 CLASS_NODATA = 255
 #: GDAL block cache (MiB) while writing; keeps memory flat for huge outputs.
-WRITE_CACHE_MB = 16
+WRITE_CACHE_MB = 4
+#: Output chunk (pixels) of the overview builder: small, so its temporaries stay small.
+LEVEL_CHUNK = 256
 
 
 def _array_blocks(data: np.ndarray, valid: np.ndarray | None, block: int) -> Iterable[Block]:
@@ -59,6 +63,92 @@ def _check_grid(path: Path, grid: PixelGrid, shape: tuple[int, ...]) -> None:
         )
 
 
+def _level_sizes(width: int, height: int, block_size: int) -> list[tuple[int, int]]:
+    """Overview sizes, halving until the level fits in one block (like the COG driver's AUTO)."""
+    sizes = []
+    while max(width, height) > block_size:
+        width, height = math.ceil(width / 2), math.ceil(height / 2)
+        sizes.append((width, height))
+    return sizes
+
+
+def _mean_2x2(quads: np.ndarray, valid: np.ndarray, nodata: float) -> np.ndarray:
+    """Nodata-aware mean of each 2 × 2 group; ``quads`` is (C, h, w, 4)."""
+    count = valid.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(valid, quads, 0.0).sum(axis=-1) / count
+    return np.where(count > 0, mean, nodata)
+
+
+def _mode_2x2(quads: np.ndarray, valid: np.ndarray, nodata: float) -> np.ndarray:
+    """Most frequent valid value of each 2 × 2 group (ties: the first in row order)."""
+    votes = np.stack(
+        [((quads == quads[..., [k]]) & valid).sum(axis=-1) * valid[..., k] for k in range(4)], axis=-1
+    )
+    best = np.take_along_axis(quads, votes.argmax(axis=-1)[..., None], axis=-1)[..., 0]
+    return np.where(votes.max(axis=-1) > 0, best, nodata)
+
+
+def _write_level(source: Path, target: Path, size: tuple[int, int], reduce: str, profile: dict) -> None:
+    """Write the next overview level of ``source`` (2 × 2 reduction) block by block."""
+    width, height = size
+    nodata, block = profile["nodata"], LEVEL_CHUNK
+    reducer = _mode_2x2 if reduce == "mode" else _mean_2x2
+    with (
+        rasterio.open(source) as src,
+        rasterio.open(target, "w", **{**profile, "width": width, "height": height}) as dst,
+    ):
+        for row in range(0, height, block):
+            for col in range(0, width, block):
+                h, w = min(block, height - row), min(block, width - col)
+                window = Window(
+                    2 * col, 2 * row, min(2 * w, src.width - 2 * col), min(2 * h, src.height - 2 * row)
+                )
+                data = src.read(window=window)
+                pad = ((0, 0), (0, 2 * h - data.shape[1]), (0, 2 * w - data.shape[2]))
+                data = np.pad(data, pad, constant_values=nodata)
+                quads = data.reshape(data.shape[0], h, 2, w, 2).transpose(0, 1, 3, 2, 4).reshape(-1, h, w, 4)
+                valid = (quads != nodata) & np.isfinite(quads)
+                dst.write(
+                    reducer(quads, valid, nodata).astype(profile["dtype"]), window=Window(col, row, w, h)
+                )
+
+
+def _vrt_xml(
+    grid: PixelGrid,
+    profile: dict,
+    files: list[Path],
+    descriptions: Sequence[str],
+    colour_table: dict[int, tuple[int, ...]] | None,
+) -> str:
+    """A VRT over the staging file whose bands list ``files[1:]`` as their overviews."""
+    t = grid.transform
+    gdal_type = {"float32": "Float32", "uint8": "Byte"}[profile["dtype"]]
+    srs = f"<SRS>{escape(grid.crs.to_wkt())}</SRS>" if grid.crs is not None else ""
+    bands = []
+    for band in range(1, profile["count"] + 1):
+        parts = [f'<VRTRasterBand dataType="{gdal_type}" band="{band}">']
+        parts.append(f"<NoDataValue>{profile['nodata']!r}</NoDataValue>")
+        if band <= len(descriptions):
+            parts.append(f"<Description>{escape(descriptions[band - 1])}</Description>")
+        if colour_table is not None:
+            entries = "".join(
+                '<Entry c1="{}" c2="{}" c3="{}" c4="{}"/>'.format(*colour_table.get(i, (0, 0, 0, 0)))
+                for i in range(256)
+            )
+            parts.append(f"<ColorInterp>Palette</ColorInterp><ColorTable>{entries}</ColorTable>")
+        source = '<SourceFilename relativeToVRT="0">{}</SourceFilename><SourceBand>{}</SourceBand>'
+        parts.append(f"<SimpleSource>{source.format(escape(str(files[0])), band)}</SimpleSource>")
+        parts.extend(f"<Overview>{source.format(escape(str(f)), band)}</Overview>" for f in files[1:])
+        parts.append("</VRTRasterBand>")
+        bands.append("".join(parts))
+    geotransform = f"{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}"
+    return (
+        f'<VRTDataset rasterXSize="{grid.width}" rasterYSize="{grid.height}">{srs}'
+        f"<GeoTransform>{geotransform}</GeoTransform>{''.join(bands)}</VRTDataset>"
+    )
+
+
 def _write_via_cog(
     target: Path,
     blocks: Iterable[Block],
@@ -66,14 +156,15 @@ def _write_via_cog(
     count: int,
     dtype: str,
     nodata: float,
-    prepare: object,
     block_size: int,
-    resampling: str,
-    predictor: bool,
+    reduce: str,
+    descriptions: Sequence[str] = (),
+    colour_table: dict[int, tuple[int, ...]] | None = None,
     pam_xml: str | None = None,
 ) -> Path:
-    """Blocks → temporary tiled GeoTIFF → GDAL COG driver → ``target`` (atomically, with an optional
-    ``.aux.xml`` sidecar holding ``pam_xml``)."""
+    """Blocks → staging tiled GeoTIFF + overview levels (``reduce``: ``"mean"`` | ``"mode"`` of 2 × 2,
+    nodata-aware, computed block by block) → VRT → GDAL COG driver → ``target``, atomically, with an
+    optional ``.aux.xml`` sidecar holding ``pam_xml``. Memory stays flat whatever the raster size."""
     if block_size % 16:
         raise ValueError(f"block_size must be a multiple of 16, got {block_size}")
     profile = {
@@ -82,8 +173,6 @@ def _write_via_cog(
         "height": grid.height,
         "count": count,
         "dtype": dtype,
-        "crs": grid.crs,
-        "transform": grid.transform,
         "nodata": nodata,
         "tiled": True,
         "blockxsize": block_size,
@@ -92,25 +181,28 @@ def _write_via_cog(
     }
     options = {
         "COMPRESS": "DEFLATE",
-        "PREDICTOR": "YES" if predictor else "NO",
+        "PREDICTOR": "YES" if dtype == "float32" else "NO",
         "BLOCKSIZE": block_size,
-        "OVERVIEWS": "AUTO",
-        "RESAMPLING": resampling,
+        "OVERVIEWS": "FORCE_USE_EXISTING",
         "BIGTIFF": "IF_SAFER",
     }
     with (
         atomic_file(target) as tmp,
         tempfile.TemporaryDirectory(prefix=f".{target.stem}.", dir=target.parent) as work,
-        rasterio.Env(GDAL_CACHEMAX=WRITE_CACHE_MB),
+        rasterio.Env(GDAL_CACHEMAX=WRITE_CACHE_MB, GDAL_SWATH_SIZE=WRITE_CACHE_MB * 2**20 // 2),
         warnings.catch_warnings(),
     ):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        staging = Path(work) / "staging.tif"
-        with rasterio.open(staging, "w", **profile) as dst:
-            prepare(dst)  # type: ignore[operator]
+        files = [Path(work) / "level0.tif"]
+        with rasterio.open(files[0], "w", **profile) as dst:
             for window, data in blocks:
                 dst.write(data, window=window)
-        rasterio.shutil.copy(staging, tmp, driver="COG", **options)
+        for size in _level_sizes(grid.width, grid.height, block_size):
+            files.append(Path(work) / f"level{len(files)}.tif")
+            _write_level(files[-2], files[-1], size, reduce, profile)
+        vrt = Path(work) / "stack.vrt"
+        vrt.write_text(_vrt_xml(grid, profile, files, descriptions, colour_table), encoding="utf-8")
+        rasterio.shutil.copy(vrt, tmp, driver="COG", **options)
         if pam_xml is not None:
             tmp.with_name(tmp.name + ".aux.xml").write_text(pam_xml, encoding="utf-8")
     return target
@@ -123,14 +215,13 @@ def write_cog(
     nodata: float = DEFAULT_NODATA,
     band_descriptions: Sequence[str] | None = None,
     valid: np.ndarray | None = None,
-    block_size: int = 512,
-    resampling: str = "AVERAGE",
+    block_size: int = 256,
 ) -> Path:
     """Write a float32 COG on ``grid``: ``data`` is (H, W), (C, H, W) or an iterable of
     :class:`~tile_tools.accumulate.Block` s (e.g. ``WeightedAccumulator.iter_blocks()``).
 
-    NaN and pixels outside ``valid`` (H, W bool, arrays only) are written as ``nodata``. Overviews
-    use ``resampling`` (GDAL name), which respects nodata.
+    NaN and pixels outside ``valid`` (H, W bool, arrays only) are written as ``nodata``. Overviews are
+    nodata-aware 2 × 2 means, halving until a level fits in one ``block_size`` block.
     """
     target = Path(path)
     if isinstance(data, np.ndarray):
@@ -152,17 +243,13 @@ def write_cog(
     if band_descriptions is not None and len(band_descriptions) != count:
         raise InputError(target, f"{len(band_descriptions)} band descriptions for {count} bands")
 
-    def float_blocks() -> Iterable[Block]:
+    def float_blocks() -> Iterator[Block]:
         for window, block in blocks:
             values = np.asarray(block, dtype=np.float32).reshape(count, int(window.height), int(window.width))
             yield Block(window, np.where(np.isfinite(values), values, np.float32(nodata)))
 
-    def describe(dst: rasterio.io.DatasetWriter) -> None:
-        for band, text in enumerate(band_descriptions or (), start=1):
-            dst.set_band_description(band, text)
-
     return _write_via_cog(
-        target, float_blocks(), grid, count, "float32", nodata, describe, block_size, resampling, True
+        target, float_blocks(), grid, count, "float32", nodata, block_size, "mean", band_descriptions or ()
     )
 
 
@@ -182,13 +269,13 @@ def write_class_raster(
     class_names: Sequence[str],
     colors: Sequence[Sequence[int]] | None = None,
     nodata: int = CLASS_NODATA,
-    block_size: int = 512,
+    block_size: int = 256,
 ) -> Path:
     """Write a uint8 class COG: value ``i`` is ``class_names[i]``, ``nodata`` (255) is unlabelled.
 
     The colour table holds ``colors`` (RGB or RGBA, default :func:`~tile_tools.colormaps.class_colours`);
     category names go into the GDAL ``.aux.xml`` sidecar (what QGIS and ``gdalinfo`` read) and the band
-    description. Overviews use the mode of the classes.
+    description. Overviews take the most frequent class of each 2 × 2 group.
     """
     target = Path(path)
     if classes.ndim != 2:
@@ -210,13 +297,11 @@ def write_class_raster(
     }
     colour_table[nodata] = (0, 0, 0, 0)
 
-    def decorate(dst: rasterio.io.DatasetWriter) -> None:
-        dst.write_colormap(1, colour_table)
-        dst.set_band_description(1, "class")
-
     blocks = _array_blocks(values.astype(np.uint8)[None], None, block_size)
     pam = _category_names_pam(class_names)
-    return _write_via_cog(target, blocks, grid, 1, "uint8", nodata, decorate, block_size, "MODE", False, pam)
+    return _write_via_cog(
+        target, blocks, grid, 1, "uint8", nodata, block_size, "mode", ["class"], colour_table, pam
+    )
 
 
 def _rgba(colours: np.ndarray, alpha: np.ndarray) -> np.ndarray:
