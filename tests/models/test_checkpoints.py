@@ -101,7 +101,7 @@ def test_a_pickled_callable_is_refused_and_never_runs(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"visual.proj": torch.zeros(2), "extra": Payload()}, path)
     with pytest.raises(
-        InputError, match=r"refused: the checkpoint contains pickled Python objects \(pathlib\.Path\.touch\)"
+        InputError, match=r"refused: the checkpoint contains pickled Python objects \(\S+\), not only tensors"
     ):
         read_checkpoint(path)
     assert not marker.exists()
