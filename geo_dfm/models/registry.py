@@ -33,7 +33,8 @@ class ModelSpec:
 
     Exactly one source: ``hf_repo`` + ``filename`` (Hugging Face Hub; ``safetensors_filename``
     is tried first when set), ``url`` (+ ``archive_member`` inside a zip), or ``local``
-    (``"toy"``: produced on this machine by :func:`geo_dfm.synthetic.ensure_toy_model`).
+    (``"toy"``: produced on this machine by :func:`geo_dfm.synthetic.ensure_toy_model`; specs the
+    factory makes for user checkpoints carry the file path here).
     """
 
     name: str
@@ -76,7 +77,9 @@ class ModelSpec:
         if self.url is not None:
             member = f" (file {self.archive_member} inside)" if self.archive_member else ""
             return f"{self.url}{member}"
-        return f"built locally ({self.local})"
+        if self.local == "toy":
+            return "trained on this machine (geo_dfm.synthetic.ensure_toy_model)"
+        return f"local file {self.local}"
 
 
 def _georsclip(name: str, arch: str, filename: str, description: str, **extra) -> ModelSpec:

@@ -89,3 +89,21 @@ def test_models_download_offline_and_cached(capsys, hf_cache_placer):
     placed = hf_cache_placer(Path(os.environ["HF_HUB_CACHE"]), spec.hf_repo, spec.filename, b"w")
     assert main(["models", "download", "georsclip-vit-b-32"]) == 0
     assert capsys.readouterr().out.strip() == f"georsclip-vit-b-32\t{placed}"
+
+
+def test_zip_release_is_unpacked_to_the_cache(tmp_path):
+    import dataclasses
+    import zipfile
+
+    from geo_dfm.models.checkpoints import _download_archive
+
+    archive = tmp_path / "SkyCLIP_ViT_B32_top50pct.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("SkyCLIP_ViT_B32_top50pct/params.txt", "lr: 1e-9")
+        zf.writestr("SkyCLIP_ViT_B32_top50pct/epoch_20.pt", b"checkpoint bytes")
+    spec = dataclasses.replace(get_model_spec("skyclip-vit-b-32"), url=archive.as_uri())
+    target = _download_archive(spec)
+    assert target == Path(os.environ["GEO_DFM_CACHE"]) / "weights" / "skyclip-vit-b-32" / "epoch_20.pt"
+    assert target.read_bytes() == b"checkpoint bytes"
+    assert [p.name for p in target.parent.iterdir()] == ["epoch_20.pt"]  # no zip or temp files left
+    assert cached_weights(get_model_spec("skyclip-vit-b-32")) == target
