@@ -7,9 +7,10 @@ Two tools, both placing values on a :class:`~tile_tools.pixel_grid.PixelGrid`:
   weighted mean ``sum / weight``. Window weights are ``"uniform"`` (every pixel of a window counts once:
   the SeLo mean), ``"hann"`` or ``"gaussian"`` splats; a tapering splat never tapers on a side where the
   window touches (or overhangs) the scene's own border, so border pixels keep full weight. Output can be
-  decimated (one output pixel per ``factor`` × ``factor`` source pixels: the exact area-weighted mean of
-  the full-resolution result). Large outputs live on disk in tiles behind a small fixed-size cache, so
-  peak memory does not grow with the scene.
+  decimated (one output pixel per ``factor`` × ``factor`` source pixels): an output pixel then holds
+  the mean of every value whose splat reaches its source pixels, weighted by the splat's weight summed
+  over them. Large outputs live on disk in tiles behind a small fixed-size cache, so peak memory does
+  not grow with the scene.
 - :func:`selo_mean` computes the SeLo accumulation (every window equal weight, plain mean of the scores
   of all windows covering a pixel) exactly on the compressed grid of window edges, where it is piecewise
   constant: milliseconds for a 10k × 10k scene instead of a per-pixel loop.

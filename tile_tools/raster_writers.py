@@ -165,8 +165,8 @@ def _write_via_cog(
     """Blocks → staging tiled GeoTIFF + overview levels (``reduce``: ``"mean"`` | ``"mode"`` of 2 × 2,
     nodata-aware, computed block by block) → VRT → GDAL COG driver → ``target``, atomically, with an
     optional ``.aux.xml`` sidecar holding ``pam_xml``. Memory stays flat whatever the raster size."""
-    if block_size % 16:
-        raise ValueError(f"block_size must be a multiple of 16, got {block_size}")
+    if block_size % 16 or block_size < 128:
+        raise ValueError(f"block_size must be a multiple of 16 and >= 128 (COG driver), got {block_size}")
     profile = {
         "driver": "GTiff",
         "width": grid.width,

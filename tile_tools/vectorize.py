@@ -17,7 +17,6 @@ import rasterio.features
 import shapely
 from rasterio.crs import CRS
 from rasterio.windows import Window
-from rasterio.windows import bounds as window_bounds
 from scipy import ndimage
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
@@ -139,10 +138,9 @@ def _footprint(item: Window | BaseGeometry, grid: PixelGrid) -> BaseGeometry:
     if isinstance(item, BaseGeometry):
         return item
     row0, row1, col0, col1 = window_span(item)
-    clipped = Window.from_slices(
-        (max(row0, 0), min(row1, grid.height)), (max(col0, 0), min(col1, grid.width))
-    )
-    return box(*window_bounds(clipped, grid.transform))
+    x0, y0 = grid.transform @ (max(col0, 0), max(row0, 0))
+    x1, y1 = grid.transform @ (min(col1, grid.width), min(row1, grid.height))
+    return box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
 def _format_topk(pairs: Sequence[tuple[str, float]]) -> str:
