@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -73,13 +74,15 @@ def _run(
         with atomic_directory(target, overwrite=overwrite) as tmp:
             progress.stage("write chips", total=len(windows))
             t0 = time.perf_counter()
-            records = export_chips(
-                iter_chips(reader, windows, workers=workers),
-                tmp,
-                raw=raw,
-                min_valid=chip_kwargs.get("min_valid", 0.0),
-                on_chip=lambda _chip: progress.advance(),
-            )
+            # closing(): a cancelled job stops the reader threads before the dataset is closed
+            with contextlib.closing(iter_chips(reader, windows, workers=workers)) as chips_read:
+                records = export_chips(
+                    chips_read,
+                    tmp,
+                    raw=raw,
+                    min_valid=chip_kwargs.get("min_valid", 0.0),
+                    on_chip=lambda _chip: progress.advance(),
+                )
             timings["write chips"] = round(time.perf_counter() - t0, 3)
             write_chip_index(records, reader.grid.crs, tmp / "index.gpkg")
             crs = reader.grid.crs

@@ -8,6 +8,7 @@ class of the job.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -119,10 +120,12 @@ def encode_windows(
     source = reader if prepare is None else _PreparingReader(reader, prepare)
     progress.stage(stage, total=len(windows))
     parts: list[np.ndarray] = []
-    for batch in iter_chip_batches(source, windows, batch_size):
-        images = [chip.image for chip in batch]
-        parts.append(np.asarray(encoder.encode_images(images, batch_size=len(images)), dtype=np.float32))
-        progress.advance(len(batch))
+    # closing(): a cancelled job stops the reader threads here, before its caller closes the dataset
+    with contextlib.closing(iter_chip_batches(source, windows, batch_size)) as batches:
+        for batch in batches:
+            images = [chip.image for chip in batch]
+            parts.append(np.asarray(encoder.encode_images(images, batch_size=len(images)), dtype=np.float32))
+            progress.advance(len(batch))
     return np.concatenate(parts, axis=0)
 
 
