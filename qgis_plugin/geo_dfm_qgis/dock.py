@@ -339,6 +339,9 @@ class GeoDfmDock(QgsDockWidget):
         task, self.task = self.task, None
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        client = self.workers.current
+        if client is not None and client.ready_info and client.ready_info.get("models"):
+            self.set_models(list(client.ready_info["models"]))
         if success and task is not None:
             self.progress_bar.setValue(100)
             self.log(f"Added {len(task.added_layers)} layers.")
