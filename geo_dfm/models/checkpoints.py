@@ -56,7 +56,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             raise InputError(file, f"not a readable .safetensors file: {exc}") from exc
     else:
         try:
-            raw = torch.load(file, map_location="cpu", weights_only=True, mmap=_is_zip(file))
+            raw = torch.load(file, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
             found = re.search(r"GLOBAL (\S+)", str(exc))
             if found or "allowed global" in str(exc).lower():
@@ -79,11 +79,6 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         except (KeyError, EOFError, ValueError, OSError) as exc:
             raise InputError(file, f"not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
     return unwrap_state_dict(raw, file)
-
-
-def _is_zip(file: Path) -> bool:
-    """torch's zip format can be memory-mapped (fast, little RAM); legacy pickles cannot."""
-    return zipfile.is_zipfile(file)
 
 
 def unwrap_state_dict(raw: object, source: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
