@@ -62,6 +62,24 @@ class _JobProgress(JsonlProgress):
         super().error(code, message)
 
 
+class LockedStream:
+    """A text stream whose ``write`` calls never interleave (each event is written in one call)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            written = self._stream.write(text)
+            self._stream.flush()
+            return written
+
+    def flush(self) -> None:
+        with self._lock:
+            self._stream.flush()
+
+
 class EventWriter:
     """Writes protocol lines that are not tied to a running job (thread-safe)."""
 
@@ -148,8 +166,8 @@ class Worker:
 
     def __init__(self, group: click.Group, out: TextIO) -> None:
         self.group = group
-        self.out = out
-        self.events = EventWriter(out)
+        self.out = out if isinstance(out, LockedStream) else LockedStream(out)
+        self.events = EventWriter(self.out)
         self._queue: queue.Queue[JobRequest | None] = queue.Queue()
         self._jobs: dict[str | int, JobRequest] = {}
         self._lock = threading.Lock()
@@ -247,7 +265,7 @@ def worker() -> None:
     """
     from geo_dfm.cli.main import cli
 
-    out = _protocol_stream()
+    out = LockedStream(_protocol_stream())
     events = EventWriter(out)
     events.emit("ready", **environment_info())
     Worker(cli, out).serve(sys.stdin)
