@@ -418,9 +418,10 @@ def write_selected_features(layer: QgsVectorLayer) -> str:
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName = "GPKG"
     options.onlySelectedFeatures = True
-    result = QgsVectorFileWriter.writeAsVectorFormatV2(
-        layer, path, QgsProject.instance().transformContext(), options
+    write = getattr(QgsVectorFileWriter, "writeAsVectorFormatV3", None) or (
+        QgsVectorFileWriter.writeAsVectorFormatV2
     )
+    result = write(layer, path, QgsProject.instance().transformContext(), options)
     error = result[0] if isinstance(result, tuple) else result
     if error != QgsVectorFileWriter.WriterError.NoError:
         raise OSError(f"cannot write the selected features of {layer.name()} to {path}: {result}")

@@ -227,7 +227,8 @@ def test_cancel_during_a_run_stops_the_job_and_adds_nothing(
     assert [e for e in events if e["event"] == "error"][-1]["code"] == 130
     assert not [e for e in events if e["event"] == "result"]
     assert group_names() == before
-    assert not output.exists()  # the job's atomic output folder was removed
+    assert not output.exists()  # the job's atomic output folder was removed, temporary files too
+    assert not output.parent.exists() or list(output.parent.iterdir()) == []
     assert dock.workers.current.running  # the worker stays up for the next run
 
 
@@ -236,3 +237,45 @@ def save_screenshot(widget, artifacts_dir: Path) -> Path:
     assert widget.grab().save(str(target))
     shutil.copyfile(target, REPO_ROOT / "docs" / "qgis-panel.png")
     return target
+
+
+def test_extent_choices_become_the_aoi_argument(dock, small_scene, qgis_iface):
+    from qgis.core import (
+        QgsCoordinateReferenceSystem,
+        QgsFeature,
+        QgsGeometry,
+        QgsProject,
+        QgsRectangle,
+        QgsVectorLayer,
+    )
+
+    layer = add_raster(small_scene)  # 500000..500960 E, 4649360..4650000 N (EPSG:32633)
+    dock.layer_combo.setLayer(layer)
+    type_into(dock.queries, "water")
+
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32633"))
+    canvas.setExtent(QgsRectangle(500100, 4649500, 500300, 4649700))
+    dock.extent_combo.setCurrentIndex(1)
+    aoi = dock.job_spec().chips.aoi
+    minx, miny, maxx, maxy = (float(v) for v in aoi.split(","))
+    shown = canvas.extent()  # the canvas widens the extent to its aspect ratio
+    assert (minx, maxx) == pytest.approx((max(shown.xMinimum(), 500000), min(shown.xMaximum(), 500960)))
+    assert (miny, maxy) == pytest.approx((max(shown.yMinimum(), 4649360), min(shown.yMaximum(), 4650000)))
+
+    polygons = QgsVectorLayer("Polygon?crs=EPSG:4326", "fields", "memory")
+    features = []
+    for lon in (15.0, 15.001):
+        feature = QgsFeature()
+        feature.setGeometry(QgsGeometry.fromRect(QgsRectangle(lon, 41.99, lon + 0.0005, 41.9905)))
+        features.append(feature)
+    polygons.dataProvider().addFeatures(features)
+    QgsProject.instance().addMapLayer(polygons)
+    east = [f.id() for f in polygons.getFeatures() if f.geometry().boundingBox().xMinimum() > 15.0005]
+    polygons.selectByIds(east)
+    dock.extent_combo.setCurrentIndex(2)
+    dock.aoi_layer.setLayer(polygons)
+    written = QgsVectorLayer(dock.job_spec().chips.aoi, "aoi", "ogr")
+    assert written.isValid() and written.featureCount() == 1
+    assert written.crs().authid() == "EPSG:4326"  # geo-dfm reprojects the AOI to the scene
+    assert next(written.getFeatures()).geometry().boundingBox().xMinimum() == pytest.approx(15.001)
