@@ -60,7 +60,7 @@ def _shade(
 
 def water(rng: np.random.Generator, shape: tuple[int, int], origin: tuple[float, float]) -> np.ndarray:
     """Dark, smooth water with faint ripples."""
-    base = _colour(rng, [(22, 48, 88), (25, 68, 84), (30, 52, 62), (18, 36, 70), (35, 62, 95)])
+    base = _colour(rng, [(22, 48, 88), (25, 68, 84), (26, 54, 74), (18, 36, 70), (35, 62, 95)])
     rows, cols = pixel_grid(shape, origin)
     along, _ = _rotated(rows, cols, rng.uniform(0, np.pi))
     period = rng.uniform(6, 14)

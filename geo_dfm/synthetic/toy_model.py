@@ -33,14 +33,14 @@ TRAINING_SEED_START = 1_000_000
 class ToyRecipe:
     """Everything that decides the toy model's weights (hashed into the cache file name)."""
 
-    version: int = 1
+    version: int = 2
     scenes: int = 16
     scene_size: int = 384
     chips_per_scene: int = 200
     sampling: ChipSampling = ChipSampling()
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
-            steps=150, batch_size=128, lr=1e-3, weight_decay=0.1, warmup_steps=10, device="cpu", seed=0
+            steps=300, batch_size=128, lr=1e-3, weight_decay=0.1, warmup_steps=10, device="cpu", seed=0
         )
     )
     seed: int = 0
@@ -95,7 +95,7 @@ def training_pairs(recipe: ToyRecipe = TOY_RECIPE) -> list:
 
 
 def train_toy_model(recipe: ToyRecipe = TOY_RECIPE, progress: Progress | None = None):
-    """Build ``geo-dfm-toy`` from a fixed seed and train it; returns (model, TrainResult)."""
+    """Build ``geo-dfm-toy`` from a fixed seed and train it on one CPU thread; returns (model, TrainResult)."""
     import open_clip
     import torch
 
@@ -103,10 +103,17 @@ def train_toy_model(recipe: ToyRecipe = TOY_RECIPE, progress: Progress | None = 
     from geo_dfm.training import train_contrastive
 
     register_builtin_configs()
-    torch.manual_seed(recipe.seed)
-    model = open_clip.create_model(TOY_MODEL_NAME, pretrained=None)
-    tokenizer = open_clip.get_tokenizer(TOY_MODEL_NAME)
-    result: TrainResult = train_contrastive(model, tokenizer, training_pairs(recipe), recipe.train, progress)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # same arithmetic on every machine; no OpenMP stalls on a busy one
+    try:
+        torch.manual_seed(recipe.seed)
+        model = open_clip.create_model(TOY_MODEL_NAME, pretrained=None)
+        tokenizer = open_clip.get_tokenizer(TOY_MODEL_NAME)
+        result: TrainResult = train_contrastive(
+            model, tokenizer, training_pairs(recipe), recipe.train, progress
+        )
+    finally:
+        torch.set_num_threads(threads)
     return model, result
 
 
