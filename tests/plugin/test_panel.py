@@ -176,8 +176,8 @@ def test_localize_run_adds_styled_layers_with_the_scene_crs(
     )
 
     scene = synthetic_scene("panel", width=192, height=192, seed=5)
-    before = group_names()
     start_localize(dock, scene.path, "water")
+    before = group_names()  # the scene layer; the result group comes when the task finishes
     progress_seen = []
     dock.progress_bar.valueChanged.connect(progress_seen.append)
     wait_until(lambda: dock.task is None, timeout=240)
@@ -210,8 +210,8 @@ def test_cancel_during_a_run_stops_the_job_and_adds_nothing(
     dock, synthetic_scene, toy_model_path, wait_until, tmp_path
 ):
     scene = synthetic_scene("big", width=768, height=768, seed=6)
-    before = group_names()
     start_localize(dock, scene.path, "forest", chip_size="16")
+    before = group_names()
     output = Path(dock.task.spec.output)
     events = []
 
