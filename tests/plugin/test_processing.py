@@ -164,3 +164,12 @@ def test_search_returns_ranked_footprints(provider, synthetic_scene, toy_model_p
     scores = [f["score"] for f in sorted(results.getFeatures(), key=lambda f: f["rank"])]
     assert scores == sorted(scores, reverse=True)
     assert Path(result["INDEX"]).is_file()
+    from qgis.core import QgsGraduatedSymbolRenderer
+
+    from geo_dfm_qgis.layers import result_layers
+
+    ((styled, visible),) = result_layers(
+        "search", {"outputs": {"results": result["OUTPUT"]}, "query": "water"}
+    )
+    assert styled.isValid() and visible and styled.name() == "search: water"
+    assert isinstance(styled.renderer(), QgsGraduatedSymbolRenderer) and styled.labelsEnabled()
