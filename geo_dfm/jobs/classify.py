@@ -230,34 +230,33 @@ def run_classify(params: ClassifyParams, progress: Progress) -> dict[str, Any]:
             decimation = auto_decimation(plan.reader.grid, len(labels), params.decimate)
             cmap = blend_classes(plan, chips, params.weighting, decimation, params.min_confidence)
         grid = plan.reader.grid
-    with timer.stage("write outputs"):
-        progress.stage("write outputs")
-        with atomic_directory(target, overwrite=params.overwrite) as folder:
+    progress.stage("write outputs")
+    with atomic_directory(target, overwrite=params.overwrite) as folder:
+        with timer.stage("write outputs"):
             outputs = write_outputs(folder, target, params, grid, chips, cmap)
-            chip_counts = {label: int((chips.best == i).sum()) for i, label in enumerate(labels)}
-            summary = make_summary(
-                "classify",
-                model_summary(encoder),
-                {
-                    "templates": params.templates,
-                    "template_count": len(templates),
-                    "min_confidence": params.min_confidence,
-                    "weighting": params.weighting,
-                    "decimate": decimation,
-                    "chips": params.chips.as_dict(),
-                    "model": params.model.as_dict(),
-                },
-                timer,
-                grid.crs,
-                outputs,
-                scene=str(scene),
-                labels=list(labels),
-                area_per_class=class_areas_m2(cmap.classes, cmap.grid, labels),
-                chips_per_class=chip_counts,
-                unlabelled_chips=int((chips.best < 0).sum()),
-                chips=len(plan.windows),
-                grid=grid_summary(cmap.grid),
-            )
-            write_summary(summary, folder / "summary.json")
-    summary["timings"] = timer.as_dict()
+        chip_counts = {label: int((chips.best == i).sum()) for i, label in enumerate(labels)}
+        summary = make_summary(
+            "classify",
+            model_summary(encoder),
+            {
+                "templates": params.templates,
+                "template_count": len(templates),
+                "min_confidence": params.min_confidence,
+                "weighting": params.weighting,
+                "decimate": decimation,
+                "chips": params.chips.as_dict(),
+                "model": params.model.as_dict(),
+            },
+            timer,
+            grid.crs,
+            outputs,
+            scene=str(scene),
+            labels=list(labels),
+            area_per_class=class_areas_m2(cmap.classes, cmap.grid, labels),
+            chips_per_class=chip_counts,
+            unlabelled_chips=int((chips.best < 0).sum()),
+            chips=len(plan.windows),
+            grid=grid_summary(cmap.grid),
+        )
+        write_summary(summary, folder / "summary.json")
     return summary

@@ -249,24 +249,23 @@ def run_localize(params: LocalizeParams, progress: Progress) -> dict[str, Any]:
         progress.stage("load model")
         encoder = load_job_encoder(params.model)
     maps, background = compute_heatmaps(params, encoder, progress, timer)
-    with timer.stage("write outputs"):
-        progress.stage("write outputs")
-        with atomic_directory(target, overwrite=params.overwrite) as folder:
+    progress.stage("write outputs")
+    with atomic_directory(target, overwrite=params.overwrite) as folder:
+        with timer.stage("write outputs"):
             outputs = write_outputs(folder, target, params, maps, background)
-            summary = make_summary(
-                "localize",
-                model_summary(encoder),
-                parameters_of(params, maps),
-                timer,
-                maps.grid.crs,
-                outputs,
-                queries=list(queries),
-                scene=str(scene),
-                grid=grid_summary(maps.grid),
-                chips=maps.chip_count,
-            )
-            write_summary(summary, folder / "summary.json")
-    summary["timings"] = timer.as_dict()
+        summary = make_summary(
+            "localize",
+            model_summary(encoder),
+            parameters_of(params, maps),
+            timer,
+            maps.grid.crs,
+            outputs,
+            queries=list(queries),
+            scene=str(scene),
+            grid=grid_summary(maps.grid),
+            chips=maps.chip_count,
+        )
+        write_summary(summary, folder / "summary.json")
     return summary
 
 

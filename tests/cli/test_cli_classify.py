@@ -14,6 +14,9 @@ from rasterio.windows import from_bounds
 from geo_dfm.cli.main import main
 
 SCENE_SEED = 12
+# Chip accuracy is pooled over three fresh scenes: one 384 px scene has only 64 chips, so its accuracy
+# alone varies by about ±4 points (measured with the toy model on seeds 12-20: 0.83-0.94, mean 0.88).
+ACCURACY_SEEDS = (12, 13, 14)
 CLASSES = "water,forest,farmland,town,bare soil,runway"
 
 
@@ -32,10 +35,9 @@ def run(scene):
     return out, json.loads((out / "summary.json").read_text())
 
 
-def test_chip_labels_match_the_truth(scene, run):
-    out, summary = run
-    chips = gpd.read_file(summary["outputs"]["vectors"], layer="chips")
-    assert len(chips) == summary["chips"] > 20
+def chip_accuracy(scene, vectors: Path) -> tuple[int, int]:
+    """(correct, total): chip label == majority truth class of the chip's footprint."""
+    chips = gpd.read_file(vectors, layer="chips")
     correct = 0
     for row in chips.itertuples():
         window = from_bounds(*row.geometry.bounds, transform=scene.transform).round_offsets().round_lengths()
@@ -43,8 +45,25 @@ def test_chip_labels_match_the_truth(scene, run):
             int(window.row_off), int(window.col_off), int(window.height), int(window.width)
         )
         correct += row.label == truth
-    accuracy = correct / len(chips)
-    assert accuracy >= 0.85, f"chip accuracy {accuracy:.3f}"
+    return correct, len(chips)
+
+
+def test_chip_labels_match_the_truth(scene, run, tmp_path):
+    from geo_dfm.synthetic import make_scene
+
+    out, summary = run
+    correct, total = chip_accuracy(scene, Path(summary["outputs"]["vectors"]))
+    assert total == summary["chips"] > 20
+    for seed in ACCURACY_SEEDS[1:]:
+        other = make_scene(tmp_path / f"scene{seed}.tif", width=384, height=384, gsd=2.0, seed=seed)
+        labels = tmp_path / f"labels{seed}"
+        assert (
+            main(["classify", str(other.path), "--labels", CLASSES, "-o", str(labels), "--model", "toy"]) == 0
+        )
+        ok, n = chip_accuracy(other, labels / "labels.gpkg")
+        correct, total = correct + ok, total + n
+    accuracy = correct / total
+    assert accuracy >= 0.85, f"chip accuracy {accuracy:.3f} over {total} chips"
 
 
 def test_class_raster_and_probabilities(scene, run):

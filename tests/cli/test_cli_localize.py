@@ -177,8 +177,8 @@ def test_missing_scene_and_existing_output(scene, tmp_path, capsys):
 def test_scene_without_a_valid_chip(tmp_path, toy_model_path, capsys):
     from geo_dfm.synthetic import make_scene
 
-    # 160 px with a 56 px nodata border: the valid centre is 48 px, every 64 px chip is < 50 % valid
-    scene = make_scene(tmp_path / "border.tif", width=160, height=160, gsd=2.0, seed=3, nodata_border=56)
+    # 160 px with a 60 px nodata border: the valid centre is 40 px, every 64 px chip is < 50 % valid
+    scene = make_scene(tmp_path / "border.tif", width=160, height=160, gsd=2.0, seed=3, nodata_border=60)
     out = tmp_path / "out"
     assert main(["localize", str(scene.path), "water", "-o", str(out), "--model", "toy"]) == 2
     assert "valid" in capsys.readouterr().err
