@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -79,12 +80,19 @@ def test_atomic_directory_refuses_existing_and_cleans_up(tmp_path):
     with atomic_directory(out) as tmp:
         (tmp / "a.txt").write_text("x")
     assert (out / "a.txt").read_text() == "x"
+    assert out.stat().st_mode & 0o777 == 0o777 & ~_umask()
     with pytest.raises(InputError, match="exists"), atomic_directory(out):
         pass
     with atomic_directory(out, overwrite=True) as tmp:
         (tmp / "b.txt").write_text("y")
     assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_jsonl_progress_events_parse_and_cancel():

@@ -15,6 +15,12 @@ from pathlib import Path
 from tile_tools.errors import InputError
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -70,6 +76,7 @@ def atomic_directory(path: str | os.PathLike[str], overwrite: bool = False) -> I
         raise InputError(target, "output path exists and is not a folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_current_umask())  # mkdtemp makes 0700; outputs get the usual mode
     try:
         yield tmp
         if target.exists():
