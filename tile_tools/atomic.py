@@ -8,17 +8,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from tile_tools.errors import InputError
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _remove(path: Path) -> None:
@@ -75,8 +70,8 @@ def atomic_directory(path: str | os.PathLike[str], overwrite: bool = False) -> I
     if target.exists() and not target.is_dir():
         raise InputError(target, "output path exists and is not a folder")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    os.chmod(tmp, 0o777 & ~_current_umask())  # mkdtemp makes 0700; outputs get the usual mode
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
+    tmp.mkdir()  # unlike mkdtemp (0700), honours the umask like any output folder
     try:
         yield tmp
         if target.exists():
