@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -33,7 +34,7 @@ TRAINING_SEED_START = 1_000_000
 class ToyRecipe:
     """Everything that decides the toy model's weights (hashed into the cache file name)."""
 
-    version: int = 2
+    version: int = 3
     scenes: int = 16
     scene_size: int = 384
     chips_per_scene: int = 200
@@ -43,6 +44,9 @@ class ToyRecipe:
             steps=300, batch_size=128, lr=1e-3, weight_decay=0.1, warmup_steps=10, device="cpu", seed=0
         )
     )
+    logit_scale: float = 8.0
+    """Fixed (untrained) CLIP temperature: a low scale forces wide cosine gaps between classes,
+    which sharpens "query vs chip" similarity maps (SeLo heatmaps)."""
     seed: int = 0
 
 
@@ -108,10 +112,13 @@ def train_toy_model(recipe: ToyRecipe = TOY_RECIPE, progress: Progress | None = 
     try:
         torch.manual_seed(recipe.seed)
         model = open_clip.create_model(TOY_MODEL_NAME, pretrained=None)
+        model.logit_scale.data.fill_(math.log(recipe.logit_scale))
+        model.logit_scale.requires_grad_(False)
         tokenizer = open_clip.get_tokenizer(TOY_MODEL_NAME)
         result: TrainResult = train_contrastive(
             model, tokenizer, training_pairs(recipe), recipe.train, progress
         )
+        model.logit_scale.requires_grad_(True)
     finally:
         torch.set_num_threads(threads)
     return model, result

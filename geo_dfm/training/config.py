@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,6 @@ class TrainResult:
     trainable_parameters: int
     frozen_parameters: int
     pairs: int
-    extra: dict[str, float] = field(default_factory=dict)
 
     @property
     def first_loss(self) -> float:
