@@ -83,6 +83,25 @@ def parse_event(line: str) -> dict[str, Any] | None:
     return event if isinstance(event, dict) and "event" in event else None
 
 
+def start_geo_dfm(command: Sequence[str], argv: Sequence[str], stdin: int) -> subprocess.Popen:
+    """Start ``command argv`` (a geo-dfm executable) with line-buffered text pipes for stdout/stderr."""
+    try:
+        return subprocess.Popen(
+            [*command, *argv],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=worker_environment(),
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+        )
+    except OSError as exc:
+        raise WorkerError(f"cannot run {command[0]}: {exc}") from exc
+
+
 class WorkerClient:
     """One ``geo-dfm worker`` process: start it, submit jobs, cancel them, stop it."""
 
@@ -119,21 +138,7 @@ class WorkerClient:
     def _spawn(self) -> None:
         self._ready.clear()
         self.ready_info = None
-        try:
-            process = subprocess.Popen(
-                [*self.command, "worker"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=worker_environment(),
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                bufsize=1,
-                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
-            )
-        except OSError as exc:
-            raise WorkerError(f"cannot run {self.command[0]}: {exc}") from exc
+        process = start_geo_dfm(self.command, ["worker"], stdin=subprocess.PIPE)
         self._process = process
         stderr_reader = threading.Thread(target=self._read_stderr, args=(process,), daemon=True)
         stderr_reader.start()
@@ -275,21 +280,7 @@ def run_once(
     exits with 130 and removes its partial output), then kills after ``cancel_grace`` seconds.
     """
     stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
-    try:
-        process = subprocess.Popen(
-            [*command, *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=worker_environment(),
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            bufsize=1,
-            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
-        )
-    except OSError as exc:
-        raise WorkerError(f"cannot run {command[0]}: {exc}") from exc
+    process = start_geo_dfm(command, argv, stdin=subprocess.DEVNULL)
     events: queue.Queue = queue.Queue()
 
     def pump(stream, sink) -> None:
