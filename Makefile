@@ -36,7 +36,7 @@ qgis: setup
 
 # pytest's exit 5 ("no tests collected") is reported as a failure, never as a silent pass.
 test: qgis
-	@HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@HF_HUB_OFFLINE=1 GEO_DFM_REQUIRE_QGIS=1 $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing" >&2; exit 1; fi; exit $$rc
 
 test-fast: setup

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,7 +18,10 @@ for path in (PLUGIN_ROOT, QGIS_PYTHON_PLUGINS):
     if path.is_dir() and str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-pytest.importorskip("qgis.core", reason="python3-qgis is not installed (make test installs it)")
+if os.environ.get("GEO_DFM_REQUIRE_QGIS"):  # make test / CI: a missing QGIS fails, never skips
+    import qgis.core  # noqa: F401
+else:
+    pytest.importorskip("qgis.core", reason="python3-qgis is not installed (make test installs it)")
 
 
 @pytest.fixture
@@ -26,6 +30,8 @@ def plugin_settings(qgis_app, tmp_path):
     from qgis.core import QgsSettings
 
     if not GEO_DFM.exists():
+        if os.environ.get("GEO_DFM_REQUIRE_QGIS"):
+            pytest.fail(f"{GEO_DFM} is not installed")
         pytest.skip(f"{GEO_DFM} is not installed")
     settings = QgsSettings()
     settings.remove("geo_dfm_qgis")
