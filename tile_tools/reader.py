@@ -53,6 +53,11 @@ def metres_per_unit(crs: CRS | None) -> float | None:
         return None
 
 
+def is_virtual_source(text: str) -> bool:
+    """A URL, a GDAL ``/vsi…`` path or an inline VRT: passed to GDAL as is, not checked on disk."""
+    return "://" in text or text.startswith("/vsi") or text.lstrip().startswith("<")
+
+
 def _scene_name(path: str | os.PathLike[str]) -> str:
     return str(path)
 
@@ -132,7 +137,7 @@ class SceneReader:
     # --- opening ------------------------------------------------------------------------------
     def _resolve_source(self, path: str | os.PathLike[str]) -> str:
         text = str(path)
-        if "://" in text or text.startswith("/vsi") or text.lstrip().startswith("<"):
+        if is_virtual_source(text):
             return text
         p = Path(text)
         if not p.exists():

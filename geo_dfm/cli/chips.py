@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from typing import Any
 
@@ -52,28 +51,24 @@ def _run(
     progress: Any,
     chip_kwargs: dict[str, Any],
 ) -> dict[str, Any]:
-    from pathlib import Path
-
-    from geo_dfm import __version__
+    from geo_dfm.jobs.common import check_output_free, check_scene
+    from geo_dfm.jobs.summary import StageTimer, grid_summary, make_summary, write_summary
     from tile_tools.atomic import atomic_directory
     from tile_tools.chip_writer import export_chips, write_chip_index
     from tile_tools.grid import plan_chips
     from tile_tools.prefetch import iter_chips
 
-    timings: dict[str, float] = {}
     started = time.perf_counter()
-    target = Path(output).resolve()
-    if target.exists() and not overwrite:  # fail before reading anything
-        from tile_tools.errors import InputError
-
-        raise InputError(target, "output folder exists (use --overwrite to replace it)")
+    timer = StageTimer()
+    target = check_output_free(output, overwrite)  # fail before reading anything
+    scene_path = check_scene(scene)
     progress.stage("plan chips")
-    with plan_chips(scene, read_raw=raw, **chip_kwargs) as plan:
+    with timer.stage("plan"):
+        plan = plan_chips(scene, read_raw=raw, **chip_kwargs)
+    with plan, atomic_directory(target, overwrite=overwrite) as tmp:
         reader, windows = plan.reader, plan.windows
-        timings["plan"] = round(time.perf_counter() - started, 3)
-        with atomic_directory(target, overwrite=overwrite) as tmp:
-            progress.stage("write chips", total=len(windows))
-            t0 = time.perf_counter()
+        progress.stage("write chips", total=len(windows))
+        with timer.stage("write chips"):
             # closing(): a cancelled job stops the reader threads before the dataset is closed
             with contextlib.closing(iter_chips(reader, windows, workers=workers)) as chips_read:
                 records = export_chips(
@@ -83,31 +78,25 @@ def _run(
                     min_valid=chip_kwargs.get("min_valid", 0.0),
                     on_chip=lambda _chip: progress.advance(),
                 )
-            timings["write chips"] = round(time.perf_counter() - t0, 3)
             write_chip_index(records, reader.grid.crs, tmp / "index.gpkg")
-            crs = reader.grid.crs
-            summary = {
-                "command": "chips",
-                "version": __version__,
-                "model": None,
-                "scene": str(Path(scene).resolve()),
-                "parameters": {**chip_kwargs, "raw": raw, "workers": workers},
-                "grid": {
-                    "width": reader.grid.width,
-                    "height": reader.grid.height,
-                    "transform": list(reader.grid.transform)[:6],
-                },
-                "crs": None if crs is None else (crs.to_string() if crs.to_epsg() else crs.to_wkt()),
-                "stretch": {"low": reader.stretch.low, "high": reader.stretch.high},
-                "bands": list(reader.bands),
-                "chips": len(records),
-                "chips_planned": len(windows),
-                "timings": {**timings, "total": round(time.perf_counter() - started, 3)},
-                "outputs": {
-                    "chips": str(target / "chips"),
-                    "index": str(target / "index.gpkg"),
-                    "summary": str(target / "summary.json"),
-                },
-            }
-            (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        summary = make_summary(
+            "chips",
+            None,
+            {**chip_kwargs, "raw": raw, "workers": workers},
+            timer,
+            reader.grid.crs,
+            {
+                "chips": str(target / "chips"),
+                "index": str(target / "index.gpkg"),
+                "summary": str(target / "summary.json"),
+            },
+            scene=str(scene_path),
+            grid=grid_summary(reader.grid),
+            stretch={"low": reader.stretch.low, "high": reader.stretch.high},
+            bands=list(reader.bands),
+            chips=len(records),
+            chips_planned=len(windows),
+        )
+        summary["timings"]["total"] = round(time.perf_counter() - started, 4)
+        write_summary(summary, tmp / "summary.json")
     return summary

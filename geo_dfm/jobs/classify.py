@@ -16,7 +16,6 @@ class raster's pixels (true m², geodesic on degree CRSs).
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from geo_dfm.jobs.common import (
+    auto_decimation,
     check_output_free,
     check_scene,
     encode_windows,
@@ -103,13 +103,6 @@ def label_chips(
     confidence = probabilities[np.arange(len(best)), best]
     best = np.where(confidence >= min_confidence, best, -1)
     return ChipLabels(windows, probabilities, best, confidence)
-
-
-def auto_decimation(grid: PixelGrid, channels: int, requested: int | None) -> int:
-    if requested is not None:
-        return requested
-    values = grid.width * grid.height * channels
-    return max(1, math.ceil(math.sqrt(values / AUTO_DECIMATE_MAX_VALUES)))
 
 
 def blend_classes(
@@ -227,7 +220,9 @@ def run_classify(params: ClassifyParams, progress: Progress) -> dict[str, Any]:
         chips = label_chips(plan.windows, embeddings, class_matrix, params.min_confidence)
         with timer.stage("stitch"):
             progress.stage("stitch")
-            decimation = auto_decimation(plan.reader.grid, len(labels), params.decimate)
+            decimation = auto_decimation(
+                plan.reader.grid, params.decimate, AUTO_DECIMATE_MAX_VALUES, channels=len(labels)
+            )
             cmap = blend_classes(plan, chips, params.weighting, decimation, params.min_confidence)
         grid = plan.reader.grid
     progress.stage("write outputs")

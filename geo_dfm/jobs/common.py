@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -41,13 +42,25 @@ def check_output_free(path: str | os.PathLike[str], overwrite: bool) -> Path:
 
 def check_scene(path: str | os.PathLike[str]) -> Path:
     """An existing scene path, absolute (URLs and GDAL virtual paths pass unchanged)."""
+    from tile_tools.reader import is_virtual_source
+
     text = str(path)
-    if "://" in text or text.startswith("/vsi"):
+    if is_virtual_source(text):
         return Path(text)
     scene = Path(text).expanduser()
     if not scene.exists():
-        raise InputError(path, "scene not found")
+        raise InputError(path, "scene file not found")
     return scene.absolute()
+
+
+def check_queries(queries: tuple[str, ...]) -> tuple[str, ...]:
+    """Queries are used verbatim; an empty (or blank) one is an :class:`InputError`."""
+    if not queries:
+        raise InputError("QUERY", "give at least one query text")
+    for query in queries:
+        if not query.strip():
+            raise InputError("QUERY", "empty query text")
+    return tuple(queries)
 
 
 def load_job_encoder(model: ModelParams) -> Any:
@@ -139,6 +152,14 @@ def valid_mask_on(reader: Any, grid: PixelGrid) -> np.ndarray:
     rows = np.minimum(rows, mask.shape[0] - 1)
     cols = np.minimum(cols, mask.shape[1] - 1)
     return mask[rows[:, None], cols[None, :]]
+
+
+def auto_decimation(grid: PixelGrid, requested: int | None, max_values: int, channels: int = 1) -> int:
+    """``requested``, or the smallest factor keeping output pixels × ``channels`` under ``max_values``."""
+    if requested is not None:
+        return requested
+    values = grid.width * grid.height * channels
+    return max(1, math.ceil(math.sqrt(values / max_values)))
 
 
 def decimation_of(working: PixelGrid, grid: PixelGrid) -> int:

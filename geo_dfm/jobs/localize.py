@@ -18,7 +18,6 @@ Band 2 of every COG is the raw mean cosine similarity; pixels outside valid data
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,9 @@ from typing import Any
 import numpy as np
 
 from geo_dfm.jobs.common import (
+    auto_decimation,
     check_output_free,
+    check_queries,
     check_scene,
     encode_windows,
     load_job_encoder,
@@ -89,16 +90,6 @@ class Heatmaps:
     decimation: int = 1
 
 
-def check_queries(queries: tuple[str, ...]) -> tuple[str, ...]:
-    """Queries are used verbatim; an empty (or blank) one is an :class:`InputError`."""
-    if not queries:
-        raise InputError("QUERY", "give at least one query text")
-    for query in queries:
-        if not query.strip():
-            raise InputError("QUERY", "empty query text")
-    return tuple(queries)
-
-
 def check_params(params: LocalizeParams) -> None:
     if params.method not in METHODS:
         raise InputError("--method", f"unknown method {params.method!r}; choose blend or selo")
@@ -110,14 +101,6 @@ def check_params(params: LocalizeParams) -> None:
         raise InputError("--decimate", "selo maps are computed at full resolution")
     if params.method == "selo" and params.chips.xyz_zoom is not None:
         raise InputError("--xyz", "selo uses its own windows; XYZ tiles need --method blend")
-
-
-def auto_decimation(grid: PixelGrid, requested: int | None) -> int:
-    """``requested``, or the smallest factor keeping the output under AUTO_DECIMATE_MAX_PIXELS."""
-    if requested is not None:
-        return requested
-    pixels = grid.width * grid.height
-    return max(1, math.ceil(math.sqrt(pixels / AUTO_DECIMATE_MAX_PIXELS)))
 
 
 def _stitch_selo(plan: Any, scores: np.ndarray, exact: bool) -> Heatmaps:
@@ -178,7 +161,10 @@ def compute_heatmaps(params: LocalizeParams, encoder: Any, progress: Progress, t
                 maps = _stitch_selo(plan, scores, params.exact)
             else:
                 maps = _stitch_blend(
-                    plan, scores, params.weighting, auto_decimation(plan.reader.grid, params.decimate)
+                    plan,
+                    scores,
+                    params.weighting,
+                    auto_decimation(plan.reader.grid, params.decimate, AUTO_DECIMATE_MAX_PIXELS),
                 )
         with timer.stage("preview"):
             background = scene_image_on(plan.reader, maps.grid)

@@ -21,6 +21,7 @@ from rasterio.windows import Window
 
 from geo_dfm.jobs.common import (
     check_output_free,
+    check_queries,
     check_scene,
     encode_windows,
     load_job_encoder,
@@ -114,8 +115,7 @@ def run_search(params: SearchParams, progress: Progress) -> dict[str, Any]:
     from tile_tools.vector_io import write_geopackage
 
     timer = StageTimer()
-    if not params.query.strip():
-        raise InputError("QUERY", "empty query text")
+    check_queries((params.query,))
     if not params.scenes:
         raise InputError("SCENE", "give at least one scene")
     if params.top_k < 1:

@@ -59,18 +59,19 @@ def grid_summary(grid: PixelGrid) -> dict[str, Any]:
 
 def make_summary(
     command: str,
-    model: Mapping[str, Any],
+    model: Mapping[str, Any] | None,
     parameters: Mapping[str, Any],
     timings: StageTimer,
     crs: CRS | None,
     outputs: Mapping[str, Any],
     **extra: Any,
 ) -> dict[str, Any]:
-    """A summary dict with the contract's fields, plus command-specific ``extra`` fields."""
+    """A summary dict with the contract's fields, plus command-specific ``extra`` fields
+    (``model`` is ``None`` for jobs that use no model, e.g. ``chips``)."""
     return {
         "command": command,
         "version": __version__,
-        "model": dict(model),
+        "model": None if model is None else dict(model),
         "parameters": dict(parameters),
         "timings": timings.as_dict(),
         "crs": crs_text(crs),
