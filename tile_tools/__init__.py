@@ -29,7 +29,7 @@ __all__ += list(_CHIPPING_EXPORTS)
 
 # Stitching API (issue 4), imported on first use as well.
 _STITCHING_EXPORTS = {
-    "Block": "tile_tools.accumulate",
+    "Block": "tile_tools.blocks",
     "WeightedAccumulator": "tile_tools.accumulate",
     "selo_mean": "tile_tools.accumulate",
     "minmax_normalize": "tile_tools.postprocess",
@@ -43,6 +43,23 @@ _STITCHING_EXPORTS = {
     "heatmap_to_polygons": "tile_tools.vectorize",
     "chip_labels_to_polygons": "tile_tools.vectorize",
     "dissolve_labels": "tile_tools.vectorize",
+    # block-wise outputs (issue 11)
+    "WeightedBlock": "tile_tools.accumulate",
+    "ChannelStats": "tile_tools.block_stats",
+    "normalized_blocks": "tile_tools.block_stats",
+    "blocks_percentile": "tile_tools.block_stats",
+    "LabelBlock": "tile_tools.class_blocks",
+    "label_block": "tile_tools.class_blocks",
+    "ClassAreas": "tile_tools.class_blocks",
+    "CogWriter": "tile_tools.raster_writers",
+    "ClassRasterWriter": "tile_tools.raster_writers",
+    "PreviewGrid": "tile_tools.preview",
+    "PreviewWriter": "tile_tools.preview",
+    "HeatRegions": "tile_tools.vectorize",
+    "ClassRegions": "tile_tools.vectorize",
+    "class_map_to_polygons": "tile_tools.vectorize",
+    "SeloMap": "tile_tools.selo_map",
+    "selo_postprocess_blocks": "tile_tools.postprocess",
 }
 __all__ += list(_STITCHING_EXPORTS)
 

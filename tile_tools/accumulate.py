@@ -16,8 +16,11 @@ Two tools, both placing values on a :class:`~tile_tools.pixel_grid.PixelGrid`:
   constant: a fraction of a second for a 10k × 10k scene instead of a per-pixel loop
   (``benchmarks/selo_mean_speed.py``).
 
-Windows are rasterio ``Window`` objects in the source grid's pixels (offsets and sizes are rounded to
-whole pixels); a window may reach beyond the grid (chips padded at the border) and is clipped.
+Windows are rasterio ``Window`` objects in the source grid's pixels, snapped to whole pixels with
+rasterio's ``round_offsets``/``round_lengths``; a window may reach beyond the grid (chips padded at the
+border) and is clipped. Read the result block by block (:meth:`WeightedAccumulator.iter_blocks`,
+:meth:`~WeightedAccumulator.weighted_blocks`, :meth:`~WeightedAccumulator.read`): nothing of output
+size is ever in memory; ``mean()``/``weight_coverage()`` assemble whole arrays for small grids and tests.
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ import math
 import os
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal, NamedTuple
 
 import numpy as np
 from rasterio.windows import Window
 
+from tile_tools.blocks import Block, block_windows, whole_pixels
 from tile_tools.pixel_grid import PixelGrid
 
 WeightKind = Literal["uniform", "hann", "gaussian"]
@@ -44,18 +48,13 @@ AUTO_MEMORY_LIMIT_BYTES = 256 * 2**20
 DISK_TILE = 128
 
 
-class Block(NamedTuple):
-    """One block of a stitched output: ``window`` in the output grid, ``data`` (C, h, w) float32."""
+class WeightedBlock(NamedTuple):
+    """One block of an accumulator: ``window`` in the output grid, ``mean`` (C, h, w) float32 (NaN where
+    no weight), ``weight`` (h, w) float32 — the summed splat weight (0 = no window touched it)."""
 
     window: Window
-    data: np.ndarray
-
-
-def window_span(window: Window) -> tuple[int, int, int, int]:
-    """(row_start, row_stop, col_start, col_stop) of ``window`` in whole pixels (not clipped)."""
-    row0 = int(round(window.row_off))
-    col0 = int(round(window.col_off))
-    return row0, row0 + int(round(window.height)), col0, col0 + int(round(window.width))
+    mean: np.ndarray
+    weight: np.ndarray
 
 
 # ----------------------------------------------------------------------------------- weights
@@ -302,7 +301,7 @@ class WeightedAccumulator:
             )
         if not np.isfinite(array).all():
             raise ValueError("values contain NaN or infinity")
-        row0, row1, col0, col1 = window_span(window)
+        (row0, row1), (col0, col1) = whole_pixels(window)
         if row1 <= row0 or col1 <= col0:
             raise ValueError(f"empty window {window}")
         f, kind, sigma = self.decimation, self.weight, self._sigma
@@ -316,59 +315,62 @@ class WeightedAccumulator:
         self._planes.add(rows.out_start, cols.out_start, contrib)
 
     # -- reading ---------------------------------------------------------------------------
-    def block_windows(self) -> Iterator[Window]:
-        """The output grid cut into ``block_size`` blocks, row by row."""
-        height, width, b = self.output_grid.height, self.output_grid.width, self.block_size
-        for row in range(0, height, b):
-            for col in range(0, width, b):
-                yield Window(col, row, min(b, width - col), min(b, height - row))
+    def block_windows(self, block_size: int | None = None) -> Iterator[Window]:
+        """The output grid cut into blocks (``block_size``, default the accumulator's), row-major."""
+        size = self.block_size if block_size is None else block_size
+        return block_windows(self.output_grid.height, self.output_grid.width, size)
 
-    def _read(self, window: Window) -> np.ndarray:
-        row, col, h, w = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
-        return self._planes.read(row, col, h, w)
-
-    @staticmethod
-    def _mean_of(planes: np.ndarray, fill: float) -> np.ndarray:
+    def read(self, window: Window, channels: Sequence[int] | None = None) -> WeightedBlock:
+        """Mean of ``channels`` (default all) and summed weight over ``window`` of the output grid."""
+        (row, row_stop), (col, col_stop) = whole_pixels(window)
+        if row < 0 or col < 0 or row_stop > self.output_grid.height or col_stop > self.output_grid.width:
+            raise ValueError(
+                f"window {window} is not inside the {self.output_grid.width}x{self.output_grid.height} output grid"
+            )
+        planes = self._planes.read(row, col, row_stop - row, col_stop - col)
         weight = planes[-1]
-        covered = weight > 0
+        sums = planes[:-1] if channels is None else planes[list(channels)]
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = planes[:-1] / weight
-        return np.where(covered, mean, fill).astype(np.float32)
+            mean = np.where(weight > 0, sums / weight, np.nan).astype(np.float32)
+        return WeightedBlock(window, mean, weight.astype(np.float32))
 
-    def iter_blocks(self, fill: float = np.nan) -> Iterator[Block]:
-        """Yield the mean block by block (:class:`Block`: output-grid window, (C, h, w) float32)."""
-        for window in self.block_windows():
-            yield Block(window, self._mean_of(self._read(window), fill))
+    def weighted_blocks(
+        self, channels: Sequence[int] | None = None, block_size: int | None = None
+    ) -> Iterator[WeightedBlock]:
+        """:meth:`read` block by block in row-major tiling order (memory: one block)."""
+        for window in self.block_windows(block_size):
+            yield self.read(window, channels)
+
+    def iter_blocks(
+        self, fill: float = np.nan, channels: Sequence[int] | None = None, block_size: int | None = None
+    ) -> Iterator[Block]:
+        """The mean block by block (:class:`Block`: output-grid window, (C, h, w) float32, ``fill``
+        where no window has weight), row-major tiling order; ``channels`` picks some channels."""
+        for window, mean, _ in self.weighted_blocks(channels, block_size):
+            if not np.isnan(fill):
+                mean[np.isnan(mean)] = fill  # the values are finite, so NaN = no weight
+            yield Block(window, mean)
 
     def mean(self, fill: float = np.nan) -> np.ndarray:
-        """The weighted mean, (C, H', W') float32; ``fill`` where no window has weight."""
+        """The whole weighted mean, (C, H', W') float32 (small grids and tests; jobs read blocks)."""
         out = np.empty((self.channels, self.output_grid.height, self.output_grid.width), np.float32)
         for window, data in self.iter_blocks(fill):
             out[:, window.toslices()[0], window.toslices()[1]] = data
         return out
 
     def weight_coverage(self) -> np.ndarray:
-        """Sum of splat weights per output pixel, (H', W') float32 (0 = untouched = nodata)."""
+        """The whole summed splat weight, (H', W') float32 (0 = untouched = nodata; small grids)."""
         out = np.empty((self.output_grid.height, self.output_grid.width), np.float32)
-        for window in self.block_windows():
-            rows, cols = window.toslices()
-            out[rows, cols] = self._read(window)[-1]
+        for block in self.weighted_blocks(channels=()):
+            out[block.window.toslices()] = block.weight
         return out
 
     def valid_mask(self) -> np.ndarray:
-        """(H', W') bool: True where some window has weight."""
+        """(H', W') bool: True where some window has weight (small grids)."""
         return self.weight_coverage() > 0
 
 
 # ---------------------------------------------------------------------------- exact SeLo mean
-
-
-def _overlap_matrix(cell_edges: np.ndarray, size: int, factor: int) -> np.ndarray:
-    """(ceil(size/factor) × cells) overlap lengths of decimated pixels with compressed cells."""
-    out_edges = np.minimum(np.arange(math.ceil(size / factor) + 1) * factor, size)
-    lo = np.maximum(out_edges[:-1, None], cell_edges[None, :-1])
-    hi = np.minimum(out_edges[1:, None], cell_edges[None, 1:])
-    return np.clip(hi - lo, 0, None).astype(np.float64)
 
 
 def selo_mean(
@@ -379,50 +381,20 @@ def selo_mean(
     decimation: int = 1,
     fill: float = np.nan,
 ) -> np.ndarray:
-    """Exact SeLo mean: per pixel, the plain mean of the scores of all windows covering it.
+    """Exact SeLo mean as one array: per pixel, the plain mean of the scores of all windows covering it.
 
     Equal to ``heat[r0:r1, c0:c1] += s; count[r0:r1, c0:c1] += 1; heat / count`` (selo.md §1.3), computed
-    on the compressed grid of window edges. ``scores`` is (N,) or (N, C); the result is (H, W) or
-    (C, H, W) float32 (with ``decimation`` > 1: the area mean of the covered pixels of each
-    ``decimation`` × ``decimation`` cell). Pixels no window covers are ``fill``.
+    on the compressed grid of window edges (:class:`tile_tools.selo_map.SeloMap`, whose ``iter_blocks``
+    streams the same values). ``scores`` is (N,) or (N, C); the result is (H, W) or (C, H, W) float32
+    (with ``decimation`` > 1: the area mean of the covered pixels of each ``decimation`` ×
+    ``decimation`` cell). Pixels no window covers are ``fill``.
     """
-    spans = np.array([window_span(w) for w in windows], dtype=np.int64).reshape(-1, 4)
+    from tile_tools.selo_map import SeloMap
+
     values = np.asarray(scores, dtype=np.float64)
-    if values.shape[0] != len(spans) or values.ndim not in (1, 2):
-        raise ValueError(f"scores must be (N,) or (N, C) with N = {len(spans)} windows, got {values.shape}")
-    single = values.ndim == 1
-    values = values.reshape(len(spans), -1)
-    channels = values.shape[1]
-    spans[:, 0:2] = np.clip(spans[:, 0:2], 0, height)
-    spans[:, 2:4] = np.clip(spans[:, 2:4], 0, width)
-    keep = (spans[:, 1] > spans[:, 0]) & (spans[:, 3] > spans[:, 2])
-    spans, values = spans[keep], values[keep]
-    row_edges = np.unique(np.concatenate([[0, height], spans[:, 0], spans[:, 1]]))
-    col_edges = np.unique(np.concatenate([[0, width], spans[:, 2], spans[:, 3]]))
-    nr, nc = len(row_edges), len(col_edges)
-    r0, r1 = np.searchsorted(row_edges, spans[:, 0]), np.searchsorted(row_edges, spans[:, 1])
-    c0, c1 = np.searchsorted(col_edges, spans[:, 2]), np.searchsorted(col_edges, spans[:, 3])
-    planes = np.concatenate([values, np.ones((len(spans), 1))], axis=1)  # sums..., count
-    corners = [(r0, c0, 1.0), (r0, c1, -1.0), (r1, c0, -1.0), (r1, c1, 1.0)]
-    diff = np.zeros((channels + 1, nr * nc))
-    for p in range(channels + 1):
-        for rr, cc, sign in corners:
-            diff[p] += np.bincount(rr * nc + cc, weights=sign * planes[:, p], minlength=nr * nc)
-    totals = diff.reshape(channels + 1, nr, nc).cumsum(axis=1).cumsum(axis=2)[:, :-1, :-1]
-    count = np.rint(totals[-1])
-    covered = count > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        compressed = np.where(covered, totals[:-1] / count, 0.0)
-    if decimation == 1:
-        cells = np.where(covered, compressed, fill).astype(np.float32)
-        result = np.repeat(np.repeat(cells, np.diff(row_edges), axis=1), np.diff(col_edges), axis=2)
-    else:
-        if decimation < 1:
-            raise ValueError(f"decimation must be >= 1, got {decimation}")
-        rows = _overlap_matrix(row_edges, height, decimation)
-        cols = _overlap_matrix(col_edges, width, decimation)
-        area = rows @ covered.astype(np.float64) @ cols.T
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = (rows @ compressed @ cols.T) / area
-        result = np.where(area > 0, mean, fill).astype(np.float32)
-    return result[0] if single else result
+    selo = SeloMap.from_windows(windows, values, height, width)
+    out_h, out_w = math.ceil(height / decimation), math.ceil(width / decimation)
+    result = np.empty((selo.channels, out_h, out_w), np.float32)
+    for window, data in selo.iter_blocks(decimation=decimation, fill=fill):
+        result[(slice(None), *window.toslices())] = data
+    return result[0] if values.ndim == 1 else result

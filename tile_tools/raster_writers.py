@@ -1,16 +1,19 @@
 """Writing stitched results as GIS rasters, every one atomically (temporary file, then rename).
 
-- :func:`write_cog`: float32 Cloud-Optimized GeoTIFF (tiled, DEFLATE, overviews, nodata outside the
-  valid data, band descriptions) from an array or from blocks (:class:`tile_tools.accumulate.Block`),
-  so outputs larger than memory stream through.
-- :func:`write_class_raster`: uint8 class COG with a colour table and category names (255 = nodata).
-- :func:`write_preview_png`: colour-mapped RGBA PNG of a [0, 1] heatmap, transparent outside valid data.
-- :func:`write_overlay_png`: SeLo-style overlay (0.7·image + 0.3·heat colour) as a PNG georeferenced by a
-  GDAL ``.aux.xml`` sidecar (CRS and geotransform), which GDAL and QGIS read.
+- :class:`CogWriter`: a Cloud-Optimized GeoTIFF (tiled, DEFLATE, overviews, nodata, band descriptions)
+  fed block by block: ``with CogWriter(path, grid, count) as w: w.write(window, data)``. Several writers
+  can be open at once and fed from one pass over an accumulator (one COG per query, or one multi-band
+  COG). :func:`write_cog` is the same for an array or an iterable of :class:`~tile_tools.blocks.Block` s.
+- :class:`ClassRasterWriter` / :func:`write_class_raster`: uint8 class COG with a colour table and
+  category names (255 = nodata), mode overviews.
+- :func:`write_preview_png` / :func:`write_overlay_png`: whole-array front ends of
+  :class:`tile_tools.preview.PreviewWriter` (colour-mapped RGBA PNG; SeLo overlay 0.7·image + 0.3·heat
+  colour), georeferenced by a GDAL ``.aux.xml`` sidecar (CRS and geotransform).
 
-COGs are made with bounded memory: blocks go into a temporary tiled GeoTIFF, tile_tools computes the
-overview levels block by block (GDAL's own overview builder holds whole-width strips), and GDAL's COG
-driver copies data and overviews into place through a VRT; GDAL's block cache is capped meanwhile.
+COGs are made with bounded memory: blocks go into a temporary tiled GeoTIFF beside the output, tile_tools
+computes the overview levels block by block (GDAL's own overview builder holds whole-width strips), and
+GDAL's COG driver copies data and overviews into place through a VRT, compressing with ``threads``
+threads; GDAL's block cache is capped to a few MiB around every GDAL call.
 """
 
 from __future__ import annotations
@@ -20,19 +23,21 @@ import math
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
 import rasterio
 import rasterio.shutil
+from affine import Affine
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from tile_tools.accumulate import Block
 from tile_tools.atomic import atomic_file
-from tile_tools.colormaps import apply_colormap, class_colours
+from tile_tools.blocks import Block, array_blocks, whole_pixels
+from tile_tools.colormaps import class_colours
 from tile_tools.errors import InputError
 from tile_tools.pixel_grid import PixelGrid
 
@@ -42,25 +47,13 @@ CLASS_NODATA = 255
 WRITE_CACHE_MB = 4
 #: Output chunk (pixels) of the overview builder: small, so its temporaries stay small.
 LEVEL_CHUNK = 256
+#: Compression threads of GDAL's COG driver (``NUM_THREADS``); see benchmarks/README.md.
+COG_THREADS: int | str = "ALL_CPUS"
 
 
-def _array_blocks(data: np.ndarray, valid: np.ndarray | None, block: int) -> Iterable[Block]:
-    _, height, width = data.shape
-    for row in range(0, height, block):
-        for col in range(0, width, block):
-            window = Window(col, row, min(block, width - col), min(block, height - row))
-            rows, cols = window.toslices()
-            piece = np.asarray(data[:, rows, cols])
-            if valid is not None:
-                piece = np.where(valid[rows, cols], piece, np.nan)
-            yield Block(window, piece)
-
-
-def _check_grid(path: Path, grid: PixelGrid, shape: tuple[int, ...]) -> None:
-    if tuple(shape[-2:]) != (grid.height, grid.width):
-        raise InputError(
-            path, f"data is {shape[-1]}x{shape[-2]} pixels but the grid is {grid.width}x{grid.height}"
-        )
+def _gdal_env() -> rasterio.Env:
+    """GDAL settings around every call of a writer: a small block cache, so memory stays flat."""
+    return rasterio.Env(GDAL_CACHEMAX=WRITE_CACHE_MB, GDAL_SWATH_SIZE=WRITE_CACHE_MB * 2**20 // 2)
 
 
 def _level_sizes(width: int, height: int, block_size: int) -> list[tuple[int, int]]:
@@ -149,63 +142,179 @@ def _vrt_xml(
     )
 
 
-def _write_via_cog(
-    target: Path,
-    blocks: Iterable[Block],
-    grid: PixelGrid,
-    count: int,
-    dtype: str,
-    nodata: float,
-    block_size: int,
-    reduce: str,
-    descriptions: Sequence[str] = (),
-    colour_table: dict[int, tuple[int, ...]] | None = None,
-    pam_xml: str | None = None,
-) -> Path:
-    """Blocks → staging tiled GeoTIFF + overview levels (``reduce``: ``"mean"`` | ``"mode"`` of 2 × 2,
-    nodata-aware, computed block by block) → VRT → GDAL COG driver → ``target``, atomically, with an
-    optional ``.aux.xml`` sidecar holding ``pam_xml``. Memory stays flat whatever the raster size."""
-    if block_size % 16 or block_size < 128:
-        raise ValueError(f"block_size must be a multiple of 16 and >= 128 (COG driver), got {block_size}")
-    profile = {
-        "driver": "GTiff",
-        "width": grid.width,
-        "height": grid.height,
-        "count": count,
-        "dtype": dtype,
-        "nodata": nodata,
-        "tiled": True,
-        "blockxsize": block_size,
-        "blockysize": block_size,
-        "BIGTIFF": "IF_SAFER",
-    }
-    options = {
-        "COMPRESS": "DEFLATE",
-        "PREDICTOR": "YES" if dtype == "float32" else "NO",
-        "BLOCKSIZE": block_size,
-        "OVERVIEWS": "FORCE_USE_EXISTING",
-        "BIGTIFF": "IF_SAFER",
-    }
-    with (
-        atomic_file(target) as tmp,
-        tempfile.TemporaryDirectory(prefix=f".{target.stem}.", dir=target.parent) as work,
-        rasterio.Env(GDAL_CACHEMAX=WRITE_CACHE_MB, GDAL_SWATH_SIZE=WRITE_CACHE_MB * 2**20 // 2),
-        warnings.catch_warnings(),
-    ):
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        files = [Path(work) / "level0.tif"]
-        with rasterio.open(files[0], "w", **profile) as dst:
-            for window, data in blocks:
-                dst.write(data, window=window)
-        for size in _level_sizes(grid.width, grid.height, block_size):
-            files.append(Path(work) / f"level{len(files)}.tif")
-            _write_level(files[-2], files[-1], size, reduce, profile)
-        vrt = Path(work) / "stack.vrt"
-        vrt.write_text(_vrt_xml(grid, profile, files, descriptions, colour_table), encoding="utf-8")
-        rasterio.shutil.copy(vrt, tmp, driver="COG", **options)
-        if pam_xml is not None:
-            tmp.with_name(tmp.name + ".aux.xml").write_text(pam_xml, encoding="utf-8")
-    return target
+class CogWriter:
+    """A COG on ``grid`` with ``count`` bands, written block by block, atomically.
+
+    ``with CogWriter(path, grid, count) as w: w.write(window, data)`` — ``data`` (count, h, w) or (h, w)
+    for one band, at ``window`` of ``grid`` (any order; blocks may be of any size). Float NaN is written
+    as ``nodata``. Leaving the ``with`` normally builds the overviews (``overviews="mean"``: nodata-aware
+    2 × 2 means, ``"mode"``: the most frequent value, halving until a level fits in one ``block_size``
+    tile) and copies everything into ``path`` as a COG; leaving it by an exception leaves nothing (and an
+    existing ``path`` untouched). ``colour_table`` (value → RGBA) and ``category_names`` (band 1, in the
+    ``.aux.xml``) are for class rasters.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        grid: PixelGrid,
+        count: int,
+        dtype: str = "float32",
+        nodata: float = DEFAULT_NODATA,
+        band_descriptions: Sequence[str] | None = None,
+        block_size: int = 256,
+        overviews: str = "mean",
+        threads: int | str = COG_THREADS,
+        colour_table: Mapping[int, tuple[int, int, int, int]] | None = None,
+        category_names: Sequence[str] | None = None,
+    ) -> None:
+        if block_size % 16 or block_size < 128:
+            raise ValueError(f"block_size must be a multiple of 16 and >= 128 (COG driver), got {block_size}")
+        if dtype not in ("float32", "uint8"):
+            raise ValueError(f"dtype must be 'float32' or 'uint8', got {dtype!r}")
+        if overviews not in ("mean", "mode"):
+            raise ValueError(f"overviews must be 'mean' or 'mode', got {overviews!r}")
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        if band_descriptions is not None and len(band_descriptions) != count:
+            raise ValueError(f"{len(band_descriptions)} band descriptions for {count} bands")
+        self.path = Path(path)
+        self.grid = grid
+        self.count = count
+        self.dtype = dtype
+        self.nodata = nodata
+        self.block_size = block_size
+        self.overviews = overviews
+        self.threads = threads
+        self.band_descriptions = list(band_descriptions or ())
+        self.colour_table = dict(colour_table) if colour_table is not None else None
+        self.category_names = list(category_names) if category_names is not None else None
+        self._stack: ExitStack | None = None
+        self._dst: rasterio.io.DatasetWriter | None = None
+
+    def _profile(self) -> dict:
+        return {
+            "driver": "GTiff",
+            "width": self.grid.width,
+            "height": self.grid.height,
+            "count": self.count,
+            "dtype": self.dtype,
+            "nodata": self.nodata,
+            "tiled": True,
+            "blockxsize": self.block_size,
+            "blockysize": self.block_size,
+            "BIGTIFF": "IF_SAFER",
+        }
+
+    def __enter__(self) -> CogWriter:
+        return self.open()
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def open(self) -> CogWriter:
+        """Create the staging files (done by ``with``)."""
+        if self._stack is not None:
+            raise ValueError(f"{self.path}: writer already open")
+        stack = ExitStack()
+        try:
+            self._tmp = stack.enter_context(atomic_file(self.path))
+            self._work = Path(
+                stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix=f".{self.path.stem}.", dir=self.path.parent)
+                )
+            )
+            with _gdal_env(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self._dst = rasterio.open(self._work / "level0.tif", "w", **self._profile())
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def write(self, window: Window, data: np.ndarray) -> None:
+        """Write ``data`` ((count, h, w), or (h, w) for one band) at ``window`` of the grid."""
+        if self._dst is None:
+            raise ValueError(f"{self.path}: writer is not open (use it in a with block)")
+        (r0, r1), (c0, c1) = whole_pixels(window)
+        if r0 < 0 or c0 < 0 or r1 > self.grid.height or c1 > self.grid.width:
+            raise ValueError(f"window {window} is not inside the {self.grid.width}x{self.grid.height} grid")
+        values = np.asarray(data)
+        if values.ndim == 2 and self.count == 1:
+            values = values[None]
+        if values.shape != (self.count, r1 - r0, c1 - c0):
+            raise ValueError(
+                f"{self.path}: data of shape {np.shape(data)} do not fit window {window} with {self.count} bands"
+            )
+        if self.dtype == "float32":
+            values = values.astype(np.float32)
+            values = np.where(np.isfinite(values), values, np.float32(self.nodata))
+        else:
+            values = values.astype(np.uint8)
+        with _gdal_env():
+            self._dst.write(values, window=Window(c0, r0, c1 - c0, r1 - r0))
+
+    def close(self) -> Path:
+        """Build the overviews and the COG, then move it into place (done by ``with``)."""
+        if self._stack is None or self._dst is None:
+            raise ValueError(f"{self.path}: writer is not open")
+        try:
+            with _gdal_env(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self._dst.close()
+                self._dst = None
+                self._finish()
+        except BaseException:
+            self.abort()
+            raise
+        stack, self._stack = self._stack, None
+        stack.close()  # removes the staging folder, renames the COG (and its .aux.xml) into place
+        return self.path
+
+    def abort(self) -> None:
+        """Drop everything written so far; ``path`` is left as it was."""
+        if self._dst is not None:
+            try:
+                self._dst.close()
+            finally:
+                self._dst = None
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            error = RuntimeError(f"{self.path}: writing aborted")
+            stack.__exit__(RuntimeError, error, None)
+
+    def _finish(self) -> None:
+        profile = self._profile()
+        files = [self._work / "level0.tif"]
+        for size in _level_sizes(self.grid.width, self.grid.height, self.block_size):
+            files.append(self._work / f"level{len(files)}.tif")
+            _write_level(files[-2], files[-1], size, self.overviews, profile)
+        vrt = self._work / "stack.vrt"
+        xml = _vrt_xml(self.grid, profile, files, self.band_descriptions, self.colour_table)
+        vrt.write_text(xml, encoding="utf-8")
+        options = {
+            "COMPRESS": "DEFLATE",
+            "PREDICTOR": "YES" if self.dtype == "float32" else "NO",
+            "BLOCKSIZE": self.block_size,
+            "OVERVIEWS": "FORCE_USE_EXISTING",
+            "BIGTIFF": "IF_SAFER",
+            "NUM_THREADS": self.threads,
+        }
+        rasterio.shutil.copy(vrt, self._tmp, driver="COG", **options)
+        if self.category_names is not None:
+            pam = _category_names_pam(self.category_names)
+            self._tmp.with_name(self._tmp.name + ".aux.xml").write_text(pam, encoding="utf-8")
+
+
+def _check_shape(name: str, grid: PixelGrid, shape: tuple[int, ...]) -> None:
+    if tuple(shape[-2:]) != (grid.height, grid.width):
+        raise ValueError(
+            f"{name} is {shape[-1]}x{shape[-2]} pixels but the grid is {grid.width}x{grid.height}"
+        )
 
 
 def write_cog(
@@ -216,41 +325,29 @@ def write_cog(
     band_descriptions: Sequence[str] | None = None,
     valid: np.ndarray | None = None,
     block_size: int = 256,
+    threads: int | str = COG_THREADS,
 ) -> Path:
     """Write a float32 COG on ``grid``: ``data`` is (H, W), (C, H, W) or an iterable of
-    :class:`~tile_tools.accumulate.Block` s (e.g. ``WeightedAccumulator.iter_blocks()``).
+    :class:`~tile_tools.blocks.Block` s (e.g. ``WeightedAccumulator.iter_blocks()``); see :class:`CogWriter`.
 
-    NaN and pixels outside ``valid`` (H, W bool, arrays only) are written as ``nodata``. Overviews are
-    nodata-aware 2 × 2 means, halving until a level fits in one ``block_size`` block.
+    NaN and pixels outside ``valid`` (H, W bool, arrays only) are written as ``nodata``.
     """
-    target = Path(path)
     if isinstance(data, np.ndarray):
         array = data[None] if data.ndim == 2 else data
         if array.ndim != 3:
-            raise InputError(target, f"expected (H, W) or (C, H, W) data, got shape {data.shape}")
-        _check_grid(target, grid, array.shape)
-        if valid is not None and valid.shape != array.shape[1:]:
-            raise InputError(
-                target, f"valid mask shape {valid.shape} differs from the data's {array.shape[1:]}"
-            )
-        count, blocks = array.shape[0], _array_blocks(array, valid, block_size)
+            raise ValueError(f"expected (H, W) or (C, H, W) data, got shape {data.shape}")
+        _check_shape("data", grid, array.shape)
+        count, blocks = array.shape[0], array_blocks(array, 1024, valid)
     else:
         iterator = iter(data)
         first = next(iterator, None)
         if first is None:
-            raise InputError(target, "no blocks to write")
+            raise ValueError(f"{path}: no blocks to write")
         count, blocks = first.data.shape[0], itertools.chain([first], iterator)
-    if band_descriptions is not None and len(band_descriptions) != count:
-        raise InputError(target, f"{len(band_descriptions)} band descriptions for {count} bands")
-
-    def float_blocks() -> Iterator[Block]:
+    with CogWriter(path, grid, count, "float32", nodata, band_descriptions, block_size, threads=threads) as w:
         for window, block in blocks:
-            values = np.asarray(block, dtype=np.float32).reshape(count, int(window.height), int(window.width))
-            yield Block(window, np.where(np.isfinite(values), values, np.float32(nodata)))
-
-    return _write_via_cog(
-        target, float_blocks(), grid, count, "float32", nodata, block_size, "mean", band_descriptions or ()
-    )
+            w.write(window, block)
+    return w.path
 
 
 def _category_names_pam(class_names: Sequence[str]) -> str:
@@ -262,6 +359,47 @@ def _category_names_pam(class_names: Sequence[str]) -> str:
     )
 
 
+class ClassRasterWriter(CogWriter):
+    """A uint8 class COG written block by block: value ``i`` is ``class_names[i]``, ``nodata`` (255) is
+    unlabelled. The colour table holds ``colors`` (RGB or RGBA, default
+    :func:`~tile_tools.colormaps.class_colours`); category names go into the GDAL ``.aux.xml`` sidecar
+    (what QGIS and ``gdalinfo`` read) and the band description is ``class``. Overviews take the most
+    frequent class of each 2 × 2 group. ``write(window, classes)`` takes (h, w) integer classes."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        grid: PixelGrid,
+        class_names: Sequence[str],
+        colors: Sequence[Sequence[int]] | None = None,
+        nodata: int = CLASS_NODATA,
+        block_size: int = 256,
+        threads: int | str = COG_THREADS,
+    ) -> None:
+        if not class_names or len(class_names) >= 255:
+            raise InputError("class_names", f"need 1 to 254 class names, got {len(class_names)}")
+        colours = list(colors) if colors is not None else class_colours(len(class_names))
+        if len(colours) != len(class_names):
+            raise InputError("colors", f"{len(colours)} colours for {len(class_names)} classes")
+        table = {i: tuple(int(v) for v in c) + ((255,) if len(c) == 3 else ()) for i, c in enumerate(colours)}
+        table[nodata] = (0, 0, 0, 0)
+        super().__init__(
+            path, grid, 1, "uint8", nodata, ["class"], block_size, "mode", threads, table, class_names
+        )
+
+    def write(self, window: Window, data: np.ndarray) -> None:
+        values = np.asarray(data)
+        labelled = values[values != self.nodata]
+        if labelled.size and (
+            int(labelled.max()) >= len(self.category_names or ()) or int(labelled.min()) < 0
+        ):
+            bad = int(labelled.max()) if int(labelled.max()) >= 0 else int(labelled.min())
+            raise ValueError(
+                f"{self.path}: class value {bad} has no name ({len(self.category_names or ())} classes)"
+            )
+        super().write(window, values)
+
+
 def write_class_raster(
     path: str | os.PathLike[str],
     classes: np.ndarray,
@@ -271,58 +409,14 @@ def write_class_raster(
     nodata: int = CLASS_NODATA,
     block_size: int = 256,
 ) -> Path:
-    """Write a uint8 class COG: value ``i`` is ``class_names[i]``, ``nodata`` (255) is unlabelled.
-
-    The colour table holds ``colors`` (RGB or RGBA, default :func:`~tile_tools.colormaps.class_colours`);
-    category names go into the GDAL ``.aux.xml`` sidecar (what QGIS and ``gdalinfo`` read) and the band
-    description. Overviews take the most frequent class of each 2 × 2 group.
-    """
-    target = Path(path)
+    """Write an (H, W) class array as a uint8 class COG (see :class:`ClassRasterWriter`)."""
     if classes.ndim != 2:
-        raise InputError(target, f"class raster must be (H, W), got shape {classes.shape}")
-    _check_grid(target, grid, classes.shape)
-    if not class_names or len(class_names) >= 255:
-        raise InputError(target, f"need 1 to 254 class names, got {len(class_names)}")
-    colours = list(colors) if colors is not None else class_colours(len(class_names))
-    if len(colours) != len(class_names):
-        raise InputError(target, f"{len(colours)} colours for {len(class_names)} classes")
-    values = np.asarray(classes)
-    labelled = values[values != nodata]
-    if labelled.size and int(labelled.max()) >= len(class_names):
-        raise InputError(
-            target, f"class value {int(labelled.max())} has no name ({len(class_names)} classes)"
-        )
-    colour_table = {
-        i: tuple(int(v) for v in c) + ((255,) if len(c) == 3 else ()) for i, c in enumerate(colours)
-    }
-    colour_table[nodata] = (0, 0, 0, 0)
-
-    blocks = _array_blocks(values.astype(np.uint8)[None], None, block_size)
-    pam = _category_names_pam(class_names)
-    return _write_via_cog(
-        target, blocks, grid, 1, "uint8", nodata, block_size, "mode", ["class"], colour_table, pam
-    )
-
-
-def _rgba(colours: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    return np.concatenate([colours.transpose(2, 0, 1), alpha[None].astype(np.uint8)], axis=0)
-
-
-def _write_png(path: Path, rgba: np.ndarray, grid: PixelGrid | None) -> Path:
-    profile = {"driver": "PNG", "width": rgba.shape[2], "height": rgba.shape[1], "count": 4, "dtype": "uint8"}
-    if grid is not None:
-        _check_grid(path, grid, rgba.shape)
-        profile.update(crs=grid.crs, transform=grid.transform)
-    with atomic_file(path) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(rgba)
-    return path
-
-
-def _valid_pixels(heat: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
-    ok = np.isfinite(heat)
-    return ok if valid is None else ok & valid
+        raise ValueError(f"class raster must be (H, W), got shape {classes.shape}")
+    _check_shape("classes", grid, classes.shape)
+    with ClassRasterWriter(path, grid, class_names, colors, nodata, block_size) as w:
+        for window, block in array_blocks(classes, 1024):
+            w.write(window, block[0])
+    return w.path
 
 
 def write_preview_png(
@@ -332,13 +426,18 @@ def write_preview_png(
     valid: np.ndarray | None = None,
     grid: PixelGrid | None = None,
 ) -> Path:
-    """RGBA PNG of an (H, W) heatmap in [0, 1] through ``colormap`` (``"jet"`` | ``"viridis"``);
-    transparent where the heat is NaN or outside ``valid``. Georeferenced (``.aux.xml``) if ``grid``."""
-    target = Path(path)
+    """RGBA PNG of an (H, W) heatmap in [0, 1] through ``colormap`` (``"jet"`` | ``"viridis"``), at full
+    resolution; transparent where the heat is NaN or outside ``valid``. Georeferenced if ``grid``."""
+    from tile_tools.preview import PreviewGrid, PreviewWriter
+
     if heat.ndim != 2:
-        raise InputError(target, f"heatmap must be (H, W), got shape {heat.shape}")
-    alpha = np.where(_valid_pixels(heat, valid), 255, 0)
-    return _write_png(target, _rgba(apply_colormap(heat, colormap), alpha), grid)
+        raise ValueError(f"heatmap must be (H, W), got shape {heat.shape}")
+    target = grid if grid is not None else PixelGrid(heat.shape[1], heat.shape[0], Affine.identity(), None)
+    _check_shape("heat", target, heat.shape)
+    with PreviewWriter(path, PreviewGrid(target, 1), colormap=colormap) as w:
+        for window, block in array_blocks(heat, 1024, valid):
+            w.write(window, block[0])
+    return w.path
 
 
 def write_overlay_png(
@@ -350,14 +449,16 @@ def write_overlay_png(
     heat_weight: float = 0.3,
     valid: np.ndarray | None = None,
 ) -> Path:
-    """SeLo overlay: ``(1 − heat_weight)·image + heat_weight·colour(heat)`` (rounded, like OpenCV's
-    ``addWeighted``) where the heat is valid, the image elsewhere; ``image`` is (H, W, 3) uint8 on the
-    same ``grid`` as ``heat``. Written as an RGBA PNG with a ``.aux.xml`` holding CRS and transform."""
-    target = Path(path)
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[:2] != heat.shape:
-        raise InputError(target, f"image must be (H, W, 3) like the heatmap {heat.shape}, got {image.shape}")
-    ok = _valid_pixels(heat, valid)
-    blended = (1.0 - heat_weight) * image + heat_weight * apply_colormap(heat, colormap)
-    colours = np.where(ok[..., None], np.clip(np.rint(blended), 0, 255), image).astype(np.uint8)
-    alpha = np.full(heat.shape, 255) if valid is None else np.where(valid, 255, 0)
-    return _write_png(target, _rgba(colours, alpha), grid)
+    """SeLo overlay of an (H, W) heatmap on an (H, W, 3) uint8 ``image``, both on ``grid``, at full
+    resolution (see :class:`tile_tools.preview.PreviewWriter`); transparent where the heat is NaN or
+    outside ``valid``."""
+    from tile_tools.preview import PreviewGrid, PreviewWriter
+
+    if heat.ndim != 2:
+        raise ValueError(f"heatmap must be (H, W), got shape {heat.shape}")
+    _check_shape("heat", grid, heat.shape)
+    preview = PreviewGrid(grid, 1)
+    with PreviewWriter(path, preview, image, colormap, heat_weight) as w:
+        for window, block in array_blocks(heat, 1024, valid):
+            w.write(window, block[0])
+    return w.path

@@ -1,4 +1,8 @@
-"""Vector layers from stitched results: heatmap regions, chip labels and dissolved label regions.
+"""Vector layers from stitched results: heatmap regions, class regions, chip labels, dissolved labels.
+
+Heatmap and class-map regions are computed block by block (:class:`HeatRegions`, :class:`ClassRegions`,
+on :mod:`tile_tools.block_regions`), merged exactly across block seams; :func:`heatmap_to_polygons` and
+:func:`class_map_to_polygons` are their whole-array front ends.
 
 Geometries are built in the grid's CRS; areas are true m²: planar for projected CRSs (scaled by the
 CRS's linear unit), geodesic on the CRS's ellipsoid for geographic (degree) CRSs. ``crs=`` reprojects
@@ -7,21 +11,23 @@ the result at the end. Write the frames with :func:`tile_tools.vector_io.write_g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyproj
-import rasterio.features
 import shapely
 from rasterio.crs import CRS
-from rasterio.windows import Window
-from scipy import ndimage
-from shapely.geometry import box, shape
+from rasterio.windows import Window, crop
+from rasterio.windows import bounds as window_bounds
+from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from tile_tools.accumulate import window_span
+from tile_tools.block_regions import BlockRegions, RegionRecord, pixel_to_crs
+from tile_tools.block_stats import blocks_percentile
+from tile_tools.blocks import array_blocks, block_windows
+from tile_tools.class_blocks import LabelBlock
 from tile_tools.errors import InputError
 from tile_tools.pixel_grid import PixelGrid
 
@@ -60,17 +66,100 @@ def heatmap_threshold(
     heat: np.ndarray, valid: np.ndarray, threshold: float | None, top_percent: float | None
 ) -> float:
     """The absolute threshold: ``threshold`` itself, or the score above which lie the top
-    ``top_percent`` % of the valid pixels."""
+    ``top_percent`` % of the valid pixels (``np.percentile(heat[valid], 100 − top_percent)``)."""
+    return threshold_of_blocks(lambda: [np.where(valid, heat, np.nan)], threshold, top_percent)
+
+
+def threshold_of_blocks(
+    values: Callable[[], Iterable[np.ndarray]], threshold: float | None, top_percent: float | None
+) -> float:
+    """:func:`heatmap_threshold` for a heatmap in blocks: ``values()`` yields its arrays (NaN = invalid)
+    on every call; with ``top_percent`` the exact percentile takes 2 (at most 5) passes
+    (:func:`tile_tools.block_stats.blocks_percentile`). ``inf`` when no pixel is valid."""
     if (threshold is None) == (top_percent is None):
         raise InputError("threshold", "give exactly one of threshold or top_percent")
     if threshold is not None:
         return float(threshold)
     if not 0 < top_percent <= 100:  # type: ignore[operator]
         raise InputError("top_percent", f"must be in (0, 100], got {top_percent}")
-    values = heat[valid]
-    if values.size == 0:
-        return np.inf
-    return float(np.percentile(values, 100.0 - top_percent))  # type: ignore[operator]
+    level = blocks_percentile(values, 100.0 - top_percent)  # type: ignore[operator]
+    return np.inf if np.isnan(level) else level
+
+
+def _region_rows(
+    records: Iterable[RegionRecord], grid: PixelGrid, min_area_m2: float, simplify: float
+) -> list[tuple[RegionRecord, BaseGeometry, float]]:
+    """Records → (record, geometry in the grid's CRS, area m² of the unsimplified polygon), filtered
+    by ``min_area_m2`` and simplified by ``simplify`` pixels."""
+    rows = []
+    for record in records:
+        geometry = pixel_to_crs(record.geometry, grid.transform)
+        area = float(areas_m2([geometry], grid.crs)[0])
+        if min_area_m2 > 0 and not area >= min_area_m2:
+            continue
+        if simplify > 0:
+            geometry = shapely.simplify(geometry, simplify * float(np.mean(grid.res)), preserve_topology=True)
+        rows.append((record, geometry, area))
+    return rows
+
+
+def _check_vector_options(grid: PixelGrid, min_area_m2: float, simplify: float) -> None:
+    if min_area_m2 > 0 and grid.crs is None:
+        raise InputError("min_area_m2", "needs a grid with a CRS")
+    if min_area_m2 < 0:
+        raise InputError("min_area_m2", f"must be >= 0, got {min_area_m2}")
+    if simplify < 0:
+        raise InputError("simplify", f"must be >= 0 pixels, got {simplify}")
+
+
+class HeatRegions:
+    """Polygons of the regions where a heatmap on ``grid`` is ≥ ``threshold``, fed block by block.
+
+    ``add(window, heat)`` with (h, w) heat (NaN = invalid) in row-major tiling order (e.g. from
+    ``WeightedAccumulator.iter_blocks``); :meth:`frame` gives what :func:`heatmap_to_polygons` gives
+    for the whole array: regions are 4-connected pixel sets (holes kept), merged exactly across block
+    seams; ``min_area_m2`` drops smaller ones (true m², also on degree CRSs); ``simplify`` is a
+    tolerance in pixels (topology preserved); columns ``query``, ``max_score``, ``mean_score``,
+    ``area_m2`` (of the unsimplified polygon), hottest first. Memory: the open regions and the
+    polygons found.
+    """
+
+    def __init__(
+        self,
+        grid: PixelGrid,
+        threshold: float,
+        query: str = "",
+        min_area_m2: float = 0.0,
+        simplify: float = 0.0,
+    ) -> None:
+        _check_vector_options(grid, min_area_m2, simplify)
+        self.grid, self.threshold, self.query = grid, float(threshold), query
+        self.min_area_m2, self.simplify = min_area_m2, simplify
+        self._regions = BlockRegions(grid.height, grid.width)
+        self._rows: list[tuple[RegionRecord, BaseGeometry, float]] = []
+
+    def add(self, window: Window, heat: np.ndarray) -> None:
+        values = np.asarray(heat, dtype=np.float64)
+        if values.ndim == 3 and values.shape[0] == 1:
+            values = values[0]
+        with np.errstate(invalid="ignore"):
+            classes = np.where(values >= self.threshold, 0, -1)  # NaN compares False: never a region
+        done = self._regions.add(window, classes, values)
+        self._rows.extend(_region_rows(done, self.grid, self.min_area_m2, self.simplify))
+
+    def frame(self, crs: CRS | str | None = None) -> gpd.GeoDataFrame:
+        """The regions as a GeoDataFrame in the grid's CRS (or reprojected to ``crs``)."""
+        rows = self._rows + _region_rows(self._regions.finish(), self.grid, self.min_area_m2, self.simplify)
+        rows.sort(key=lambda r: (-r[0].max, r[0].first))
+        self._rows = rows
+        records = {
+            "query": [self.query] * len(rows),
+            "max_score": np.array([r.max for r, _, _ in rows], dtype=np.float64),
+            "mean_score": np.array([r.sum / r.count for r, _, _ in rows], dtype=np.float64),
+            "area_m2": np.array([a for _, _, a in rows], dtype=np.float64),
+        }
+        frame = _frame(records, [g for _, g, _ in rows], self.grid.crs)
+        return _to_crs(frame[REGION_COLUMNS], crs)
 
 
 def heatmap_to_polygons(
@@ -83,14 +172,11 @@ def heatmap_to_polygons(
     query: str = "",
     valid: np.ndarray | None = None,
     crs: CRS | str | None = None,
+    block_size: int = 1024,
 ) -> gpd.GeoDataFrame:
-    """Polygons of the regions where an (H, W) heatmap on ``grid`` is ≥ a threshold.
+    """Polygons of the regions where an (H, W) heatmap on ``grid`` is ≥ a threshold (see :class:`HeatRegions`).
 
-    - ``threshold`` (absolute score) or ``top_percent`` (the hottest % of valid pixels): exactly one;
-    - regions are 4-connected pixel sets (holes kept); ``min_area_m2`` drops smaller ones (true m²,
-      also on degree CRSs); ``simplify`` is a tolerance in pixels (topology preserved);
-    - attributes: ``query``, ``max_score``, ``mean_score`` (over the region's pixels), ``area_m2``
-      (of the unsimplified polygon); rows sorted by ``max_score``, hottest first.
+    ``threshold`` (absolute score) or ``top_percent`` (the hottest % of valid pixels): exactly one.
     """
     if heat.shape != grid.shape:
         raise InputError(
@@ -98,49 +184,78 @@ def heatmap_to_polygons(
         )
     ok = np.isfinite(heat) if valid is None else np.isfinite(heat) & valid
     level = heatmap_threshold(heat, ok, threshold, top_percent)
-    labels, count = ndimage.label(ok & (heat >= level))
-    geometries: list[BaseGeometry] = []
-    label_ids: list[int] = []
-    if count:
-        parts: dict[int, list[BaseGeometry]] = {}
-        for geojson, value in rasterio.features.shapes(
-            labels.astype(np.int32), mask=labels > 0, transform=grid.transform, connectivity=4
-        ):
-            parts.setdefault(int(value), []).append(shape(geojson))
-        label_ids = sorted(parts)
-        geometries = [shapely.union_all(parts[i]) if len(parts[i]) > 1 else parts[i][0] for i in label_ids]
-    index = np.asarray(label_ids, dtype=np.int64)
-    scores = np.where(ok, heat, 0.0)
-    max_score = ndimage.maximum(scores, labels, index) if count else []
-    mean_score = ndimage.mean(scores, labels, index) if count else []
-    area = areas_m2(geometries, grid.crs)
-    if simplify > 0 and geometries:
-        tolerance = simplify * float(np.mean(grid.res))
-        geometries = list(
-            shapely.simplify(np.asarray(geometries, dtype=object), tolerance, preserve_topology=True)
+    regions = HeatRegions(grid, level, query, min_area_m2, simplify)
+    for window, data in array_blocks(heat, block_size, ok):
+        regions.add(window, data[0])
+    return regions.frame(crs)
+
+
+class ClassRegions:
+    """Dissolved class polygons of a dense per-pixel class map, fed block by block: one polygon per
+    4-connected region of equal class (holes kept), merged exactly across block seams.
+
+    ``add(block)`` takes a :class:`~tile_tools.class_blocks.LabelBlock` (classes ``>= len(class_names)``
+    such as 255 are no region) in row-major tiling order. :meth:`frame` columns: ``label``,
+    ``mean_confidence`` (mean of the pixels' confidence over the region), ``area_m2``; sorted by label,
+    then largest first.
+    """
+
+    def __init__(
+        self, grid: PixelGrid, class_names: Sequence[str], min_area_m2: float = 0.0, simplify: float = 0.0
+    ) -> None:
+        _check_vector_options(grid, min_area_m2, simplify)
+        self.grid, self.class_names = grid, list(class_names)
+        self.min_area_m2, self.simplify = min_area_m2, simplify
+        self._regions = BlockRegions(grid.height, grid.width)
+        self._rows: list[tuple[RegionRecord, BaseGeometry, float]] = []
+
+    def add(self, block: LabelBlock) -> None:
+        classes = np.asarray(block.classes).astype(np.int64)
+        classes = np.where(classes < len(self.class_names), classes, -1)
+        values = np.where(classes >= 0, np.asarray(block.confidence, dtype=np.float64), 0.0)
+        done = self._regions.add(block.window, classes, values)
+        self._rows.extend(_region_rows(done, self.grid, self.min_area_m2, self.simplify))
+
+    def frame(self, crs: CRS | str | None = None) -> gpd.GeoDataFrame:
+        rows = self._rows + _region_rows(self._regions.finish(), self.grid, self.min_area_m2, self.simplify)
+        rows.sort(key=lambda r: (self.class_names[r[0].cls], -r[2], r[0].first))
+        self._rows = rows
+        records = {
+            "label": [self.class_names[r.cls] for r, _, _ in rows],
+            "mean_confidence": np.array([r.sum / r.count for r, _, _ in rows], dtype=np.float64),
+            "area_m2": np.array([a for _, _, a in rows], dtype=np.float64),
+        }
+        return _to_crs(_frame(records, [g for _, g, _ in rows], self.grid.crs), crs)
+
+
+def class_map_to_polygons(
+    classes: np.ndarray,
+    confidence: np.ndarray,
+    grid: PixelGrid,
+    class_names: Sequence[str],
+    min_area_m2: float = 0.0,
+    simplify: float = 0.0,
+    crs: CRS | str | None = None,
+    block_size: int = 1024,
+) -> gpd.GeoDataFrame:
+    """Dissolved class polygons of an (H, W) class array (255 = none) with its (H, W) confidence
+    (see :class:`ClassRegions`)."""
+    if classes.shape != grid.shape or confidence.shape != grid.shape:
+        raise ValueError(
+            f"classes {classes.shape} and confidence {confidence.shape} differ from the grid {grid.shape}"
         )
-    records = {
-        "query": [query] * len(geometries),
-        "max_score": np.asarray(max_score, dtype=np.float64),
-        "mean_score": np.asarray(mean_score, dtype=np.float64),
-        "area_m2": area,
-    }
-    frame = _frame(records, geometries, grid.crs)
-    if min_area_m2 > 0:
-        if grid.crs is None:
-            raise InputError("min_area_m2", "needs a grid with a CRS")
-        frame = frame[frame["area_m2"] >= min_area_m2]
-    frame = frame.sort_values("max_score", ascending=False, kind="stable").reset_index(drop=True)
-    return _to_crs(frame[REGION_COLUMNS], crs)
+    regions = ClassRegions(grid, class_names, min_area_m2, simplify)
+    for window in block_windows(grid.height, grid.width, block_size):
+        rows, cols = window.toslices()
+        regions.add(LabelBlock(window, classes[rows, cols], confidence[rows, cols]))
+    return regions.frame(crs)
 
 
 def _footprint(item: Window | BaseGeometry, grid: PixelGrid) -> BaseGeometry:
     if isinstance(item, BaseGeometry):
         return item
-    row0, row1, col0, col1 = window_span(item)
-    x0, y0 = grid.transform @ (max(col0, 0), max(row0, 0))
-    x1, y1 = grid.transform @ (min(col1, grid.width), min(row1, grid.height))
-    return box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+    inside = crop(item.round_offsets().round_lengths(), grid.height, grid.width)
+    return box(*window_bounds(inside, grid.transform))
 
 
 def _format_topk(pairs: Sequence[tuple[str, float]]) -> str:

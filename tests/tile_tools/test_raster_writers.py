@@ -134,9 +134,9 @@ def test_failed_writes_leave_nothing_behind(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
     bad_classes = np.full(UTM.shape, 7, np.uint8)
-    with pytest.raises(InputError, match="no name"):
+    with pytest.raises(ValueError, match="no name"):
         write_class_raster(tmp_path / "classes.tif", bad_classes, UTM, ["water", "forest"])
-    with pytest.raises(InputError, match="grid"):
+    with pytest.raises(ValueError, match="grid"):
         write_cog(tmp_path / "heat.tif", np.zeros((2, 3)), UTM)
     assert list(tmp_path.iterdir()) == []
 

@@ -1,0 +1,236 @@
+"""Bounded previews: colour-mapped heatmap PNGs and SeLo overlays rendered from blocks.
+
+- :class:`PreviewGrid`: the grid a preview is drawn on — the output grid decimated by an integer
+  ``factor`` so that its long side is at most ``max_size`` (default 4096) pixels; its transform is the
+  output grid's composed with the scale (``transform @ Affine.scale(factor)``), so the preview lies
+  exactly over the output. Full resolution (``max_size=None``) only for outputs of at most
+  ``FULL_PREVIEW_MAX_PIXELS``.
+- :class:`PreviewWriter`: fed the output's heat blocks (row-major tiling order), it takes the NaN-aware
+  area mean of each ``factor`` × ``factor`` cell into the preview grid, holding only the preview rows the
+  current block row touches, renders finished rows (colour map; over a background image:
+  ``(1 − w)·image + w·colour`` in float32, rounded, as OpenCV's ``addWeighted``) into a temporary
+  file, and writes an RGBA PNG georeferenced by a GDAL ``.aux.xml`` (CRS and geotransform), atomically.
+  Pixels without valid heat are transparent.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import warnings
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.windows import Window
+
+from tile_tools.atomic import atomic_file
+from tile_tools.blocks import RowMajorTiling
+from tile_tools.colormaps import apply_colormap
+from tile_tools.errors import InputError
+from tile_tools.pixel_grid import PixelGrid
+
+#: Default long side (pixels) of overlay and preview PNGs.
+DEFAULT_PREVIEW_SIZE = 4096
+#: A full-resolution preview is refused above this many pixels (8000 × 8000).
+FULL_PREVIEW_MAX_PIXELS = 64_000_000
+
+
+@dataclass(frozen=True)
+class PreviewGrid:
+    """A preview of ``source`` (the output grid): one preview pixel per ``factor`` × ``factor`` pixels."""
+
+    source: PixelGrid
+    factor: int
+
+    @property
+    def grid(self) -> PixelGrid:
+        """The preview's own grid (``source.decimated(factor)``)."""
+        return self.source.decimated(self.factor)
+
+    @classmethod
+    def bounded(cls, source: PixelGrid, max_size: int | None = DEFAULT_PREVIEW_SIZE) -> PreviewGrid:
+        """The smallest integer ``factor`` that brings the long side to ``max_size`` pixels or less;
+        ``None`` = full resolution, refused (``InputError``) above ``FULL_PREVIEW_MAX_PIXELS``."""
+        if max_size is None:
+            pixels = source.width * source.height
+            if pixels > FULL_PREVIEW_MAX_PIXELS:
+                raise InputError(
+                    "preview_size",
+                    f"a full-resolution preview of {source.width}x{source.height} pixels "
+                    f"({pixels / 1e6:.0f} Mpx) is more than {FULL_PREVIEW_MAX_PIXELS / 1e6:.0f} Mpx; "
+                    f"give a preview size (default {DEFAULT_PREVIEW_SIZE})",
+                )
+            return cls(source, 1)
+        if max_size < 1:
+            raise InputError("preview_size", f"must be >= 1 pixel, got {max_size}")
+        return cls(source, max(1, math.ceil(max(source.width, source.height) / max_size)))
+
+
+class PreviewWriter:
+    """An RGBA PNG of heat blocks on ``preview.grid``: ``with PreviewWriter(path, preview) as w:
+    w.write(window, heat)`` — ``heat`` (h, w) in [0, 1] (NaN = invalid) at ``window`` of
+    ``preview.source``, blocks in row-major tiling order.
+
+    ``background`` (h', w', 3) uint8 on ``preview.grid`` turns the preview into the SeLo overlay
+    ``(1 − heat_weight)·background + heat_weight·colour(heat)``; ``colormap`` is ``"jet"`` | ``"viridis"``.
+    Memory: the preview rows of one block row, plus ``background``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        preview: PreviewGrid,
+        background: np.ndarray | None = None,
+        colormap: str = "jet",
+        heat_weight: float = 0.3,
+    ) -> None:
+        self.path = Path(path)
+        self.preview = preview
+        self.grid = preview.grid
+        if background is not None and (
+            background.ndim != 3 or background.shape != (self.grid.height, self.grid.width, 3)
+        ):
+            raise ValueError(
+                f"background must be ({self.grid.height}, {self.grid.width}, 3) uint8 on the preview grid, "
+                f"got {background.shape}"
+            )
+        apply_colormap(np.zeros((1, 1)), colormap)  # unknown names fail here, not at the end
+        self.background = background
+        self.colormap = colormap
+        self.heat_weight = np.float32(heat_weight)
+        self._tiling = RowMajorTiling(preview.source.height, preview.source.width)
+        self._first_row = 0  # first preview row still in the buffer
+        self._sum = np.zeros((0, self.grid.width))
+        self._count = np.zeros((0, self.grid.width), np.int64)
+        self._stack: ExitStack | None = None
+        self._dst: rasterio.io.DatasetWriter | None = None
+
+    def __enter__(self) -> PreviewWriter:
+        stack = ExitStack()
+        try:
+            self._tmp = stack.enter_context(atomic_file(self.path))
+            work = Path(
+                stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix=f".{self.path.stem}.", dir=self.path.parent)
+                )
+            )
+            profile = {
+                "driver": "GTiff",
+                "width": self.grid.width,
+                "height": self.grid.height,
+                "count": 4,
+                "dtype": "uint8",
+                "photometric": "RGB",
+                "ALPHA": "YES",
+            }
+            profile.update(crs=self.grid.crs, transform=self.grid.transform)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self._staging = work / "rgba.tif"
+                self._dst = rasterio.open(self._staging, "w", **profile)
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    # -- feeding -------------------------------------------------------------------------------
+    def write(self, window: Window, heat: np.ndarray) -> None:
+        """Add the (h, w) heat block at ``window`` of the output grid."""
+        if self._dst is None:
+            raise ValueError(f"{self.path}: writer is not open (use it in a with block)")
+        values = np.asarray(heat, dtype=np.float64)
+        if values.ndim == 3 and values.shape[0] == 1:
+            values = values[0]
+        row, col, h, w, _ = self._tiling.next(window)
+        if values.shape != (h, w):
+            raise ValueError(f"heat of shape {np.shape(heat)} does not fit window {window}")
+        f = self.preview.factor
+        self._flush(row // f)  # every preview row above this block row is complete
+        p0, p1 = row // f, -(-(row + h) // f)
+        q0, q1 = col // f, -(-(col + w) // f)
+        padded = np.full(((p1 - p0) * f, (q1 - q0) * f), np.nan)
+        padded[row - p0 * f : row - p0 * f + h, col - q0 * f : col - q0 * f + w] = values
+        cells = padded.reshape(p1 - p0, f, q1 - q0, f)
+        valid = np.isfinite(cells)
+        self._grow(p1)
+        rows = slice(p0 - self._first_row, p1 - self._first_row)
+        self._sum[rows, q0:q1] += np.where(valid, cells, 0.0).sum(axis=(1, 3))
+        self._count[rows, q0:q1] += valid.sum(axis=(1, 3))
+
+    def _grow(self, stop: int) -> None:
+        extra = stop - self._first_row - self._sum.shape[0]
+        if extra > 0:
+            self._sum = np.concatenate([self._sum, np.zeros((extra, self.grid.width))])
+            self._count = np.concatenate([self._count, np.zeros((extra, self.grid.width), np.int64)])
+
+    def _flush(self, stop: int) -> None:
+        """Render and write the buffered preview rows above ``stop``."""
+        n = min(stop - self._first_row, self._sum.shape[0])
+        if n <= 0:
+            return
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(self._count[:n] > 0, self._sum[:n] / self._count[:n], np.nan)
+        rgba = self._render(mean, self._first_row)
+        assert self._dst is not None
+        self._dst.write(rgba, window=Window(0, self._first_row, self.grid.width, n))
+        self._sum, self._count = self._sum[n:], self._count[n:]
+        self._first_row += n
+
+    def _render(self, heat: np.ndarray, first_row: int) -> np.ndarray:
+        """(4, n, w') uint8 RGBA of preview rows ``first_row …`` from their mean heat (n, w')."""
+        ok = np.isfinite(heat)
+        colours = apply_colormap(heat, self.colormap)
+        if self.background is not None:
+            image = self.background[first_row : first_row + heat.shape[0]]
+            w = self.heat_weight
+            blended = np.rint(
+                (np.float32(1.0) - w) * image.astype(np.float32) + w * colours.astype(np.float32)
+            )
+            colours = np.where(ok[..., None], np.clip(blended, 0, 255).astype(np.uint8), image)
+        alpha = np.where(ok, 255, 0).astype(np.uint8)
+        return np.concatenate([colours.transpose(2, 0, 1), alpha[None]], axis=0)
+
+    # -- finishing -----------------------------------------------------------------------------
+    def close(self) -> Path:
+        """Render the last rows and write the PNG (done by ``with``)."""
+        if self._stack is None or self._dst is None:
+            raise ValueError(f"{self.path}: writer is not open")
+        try:
+            if not self._tiling.complete:
+                raise ValueError(f"{self.path}: the blocks written do not cover the output grid")
+            self._flush(self.grid.height)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self._dst.close()
+                self._dst = None
+                rasterio.shutil.copy(self._staging, self._tmp, driver="PNG")
+        except BaseException:
+            self.abort()
+            raise
+        stack, self._stack = self._stack, None
+        stack.close()
+        return self.path
+
+    def abort(self) -> None:
+        """Drop everything; ``path`` is left as it was."""
+        if self._dst is not None:
+            try:
+                self._dst.close()
+            finally:
+                self._dst = None
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            stack.__exit__(RuntimeError, RuntimeError(f"{self.path}: writing aborted"), None)
