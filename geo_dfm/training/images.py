@@ -1,60 +1,62 @@
-"""The model's eval preprocessing, split so training can cache resized chips as uint8."""
+"""The model's eval preprocessing for training, split so chips can be cached resized as uint8.
+
+Training and inference share one preprocessing: the geometric half is
+:func:`geo_dfm.models.encoder.resize_short_side_and_crop` (what :meth:`Encoder.preprocess` runs, equal
+to open_clip's eval transform), the arithmetic half the same ``/255 − mean, / std`` in float32.
+Random flips and 90° rotations (:func:`dihedral_augment`) permute pixels, so applying them to the
+uint8 crops before normalising equals applying them after.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from geo_dfm.models.encoder import resize_short_side_and_crop
+
 
 @dataclass(frozen=True)
 class EvalPreprocess:
-    """open_clip's eval transform as two halves: PIL resize/crop, then scale and normalise.
+    """Bicubic short-side resize + centre crop to ``size`` px, then normalisation with ``mean``/``std``."""
 
-    ``resize`` is the transform's geometric part (bicubic resize of the short side, centre crop);
-    applying ``resize`` and then :meth:`normalise` gives exactly the full eval transform.
-    """
-
-    resize: Callable
+    size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
     @classmethod
-    def from_transform(cls, transform) -> EvalPreprocess:
-        """Split a torchvision ``Compose`` ending in ``ToTensor`` + ``Normalize``."""
-        from torchvision.transforms import Compose, Normalize
-
-        steps = list(getattr(transform, "transforms", [transform]))
-        normalise = [s for s in steps if isinstance(s, Normalize)]
-        if len(normalise) != 1 or steps[-1] is not normalise[0]:
-            raise ValueError("the preprocessing must end with one Normalize step")
-        geometric = [s for s in steps[:-1] if "ToTensor" not in type(s).__name__]
-        return cls(Compose(geometric), tuple(normalise[0].mean), tuple(normalise[0].std))
-
-    @classmethod
     def for_model(cls, model: torch.nn.Module) -> EvalPreprocess:
-        """The eval transform open_clip builds for ``model`` (read from ``model.visual.preprocess_cfg``)."""
-        from open_clip.transform import PreprocessCfg, image_transform_v2
+        """The eval preprocessing open_clip records for ``model`` (``model.visual.preprocess_cfg``)."""
+        from open_clip.transform import PreprocessCfg
 
-        cfg = PreprocessCfg(**model.visual.preprocess_cfg)
-        return cls.from_transform(image_transform_v2(cfg, is_train=False))
+        cfg = PreprocessCfg(**getattr(model.visual, "preprocess_cfg", {}))
+        if cfg.interpolation != "bicubic" or cfg.resize_mode != "shortest":
+            raise ValueError(
+                f"only bicubic shortest-side preprocessing is supported, got {cfg.interpolation}/{cfg.resize_mode}"
+            )
+        size = cfg.size if isinstance(cfg.size, int) else cfg.size[0]
+        if not isinstance(cfg.size, int) and cfg.size[0] != cfg.size[1]:
+            raise ValueError(f"only square model inputs are supported, got {cfg.size}")
+        return cls(int(size), tuple(cfg.mean), tuple(cfg.std))  # type: ignore[arg-type]
+
+    def crop(self, image: np.ndarray) -> np.ndarray:
+        """One H×W×3 uint8 image → ``size``×``size``×3 uint8 (the encoder's geometric preprocessing)."""
+        return resize_short_side_and_crop(np.ascontiguousarray(image), self.size)
 
     def to_uint8(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Resize/crop H×W×3 uint8 arrays into one N×3×S×S uint8 tensor."""
-        from PIL import Image
-
-        arrays = [
-            np.asarray(self.resize(Image.fromarray(np.ascontiguousarray(im)).convert("RGB"))) for im in images
-        ]
-        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+        if not images:
+            return torch.empty((0, 3, self.size, self.size), dtype=torch.uint8)
+        crops = np.stack([self.crop(image) for image in images])
+        return torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous()
 
     def normalise(self, batch: torch.Tensor) -> torch.Tensor:
-        """uint8 N×3×S×S → float, scaled to 0-1 and normalised with the model's mean/std."""
-        mean = torch.tensor(self.mean, device=batch.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=batch.device).view(1, 3, 1, 1)
-        return (batch.float() / 255.0 - mean) / std
+        """uint8 N×3×S×S → float32, scaled to 0-1 and normalised (the arithmetic of ``Encoder.preprocess``)."""
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=batch.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32, device=batch.device).view(1, 3, 1, 1)
+        return batch.to(torch.float32).div(255).sub_(mean).div_(std)
 
 
 def dihedral_augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
