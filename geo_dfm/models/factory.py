@@ -253,14 +253,20 @@ def _build_encoder(plan: LoadPlan, adapter: Path | None, device, autocast_dtype)
 
 
 def _apply_adapter(model, adapter: Path):
-    from peft import PeftModel
+    """``model`` with the peft adapter in ``adapter`` merged into its weights.
+
+    Adapters written by ``geo-dfm finetune`` were trained on attention split into q/k/v/out linears
+    (``geo_dfm_adapter.json`` says so): the same split is made before loading and undone after
+    merging, so the result is a plain open_clip model. Any other peft adapter loads as peft saved it.
+    """
+    from geo_dfm.training.adapter_files import attach_adapter, merge_adapter
 
     try:
-        peft_model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+        peft_model = attach_adapter(model, adapter)
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         raise InputError(adapter, f"the adapter does not fit this model: {exc}") from exc
     try:
-        return peft_model.merge_and_unload()
+        return merge_adapter(peft_model)
     except Exception as exc:  # some adapter types cannot merge: run them unmerged
         log.info("adapter %s not merged (%s); running it unmerged", adapter, exc)
         return peft_model
