@@ -221,11 +221,11 @@ class BlockRegions:
 
 
 def _merge(parts: list[BaseGeometry]) -> BaseGeometry:
-    """One polygon from the pieces of a region (exact: integer pixel coordinates); collinear vertices
-    left on the former seams are removed."""
-    if len(parts) == 1:
-        return parts[0]
-    return shapely.simplify(shapely.union_all(parts), 0.0)
+    """One polygon from the pieces of a region (exact: integer pixel coordinates), in a canonical form
+    whatever the block layout: collinear vertices (left on former seams) removed, rings normalised
+    (``shapely.normalize``), so that later simplification gives the same result."""
+    merged = parts[0] if len(parts) == 1 else shapely.union_all(parts)
+    return shapely.normalize(shapely.simplify(merged, 0.0))
 
 
 def pixel_to_crs(geometry: BaseGeometry, transform: Affine) -> BaseGeometry:

@@ -98,7 +98,7 @@ class ChannelStats:
             band = values[c]
             lo, span = self.min[c], self.max[c] - self.min[c]
             scaled = (band - lo) / span if span > 0 else np.zeros_like(band)
-            out[c] = np.where(np.isfinite(band), scaled, np.nan)
+            out[c] = np.where(np.isfinite(band) & (self.count[c] > 0), scaled, np.nan)
         return out
 
 

@@ -8,7 +8,7 @@
 - :class:`PreviewWriter`: fed the output's heat blocks (row-major tiling order), it takes the NaN-aware
   area mean of each ``factor`` × ``factor`` cell into the preview grid, holding only the preview rows the
   current block row touches, renders finished rows (colour map; over a background image:
-  ``(1 − w)·image + w·colour`` in float32, rounded, as OpenCV's ``addWeighted``) into a temporary
+  ``(1 − w)·image + w·colour``, bit-identical to OpenCV's ``addWeighted``) into a temporary
   file, and writes an RGBA PNG georeferenced by a GDAL ``.aux.xml`` (CRS and geotransform), atomically.
   Pixels without valid heat are transparent.
 """
@@ -39,6 +39,8 @@ from tile_tools.pixel_grid import PixelGrid
 DEFAULT_PREVIEW_SIZE = 4096
 #: A full-resolution preview is refused above this many pixels (8000 × 8000).
 FULL_PREVIEW_MAX_PIXELS = 64_000_000
+#: Preview rows rendered at once (bounds the colour and blending temporaries).
+RENDER_ROWS = 32
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,17 @@ class PreviewGrid:
         return cls(source, max(1, math.ceil(max(source.width, source.height) / max_size)))
 
 
+def add_weighted(first: np.ndarray, alpha: float, second: np.ndarray, beta: float) -> np.ndarray:
+    """``first·alpha + second·beta`` of two uint8 arrays, bit-identical to OpenCV's
+    ``cv2.addWeighted(first, alpha, second, beta, 0)``: float32 weights, ``fma(first, alpha,
+    second·beta)`` rounded to float32, then to the nearest integer (ties to even), saturated. The float64
+    temporaries hold exact products of a few rows (the caller's band), never a whole image."""
+    a, b = np.float64(np.float32(alpha)), np.float64(np.float32(beta))
+    inner = (second * b).astype(np.float32)  # exact product, rounded once, as the inner fma
+    outer = (first * a + inner).astype(np.float32)  # exact product + float32, rounded once
+    return np.clip(np.rint(outer), 0, 255).astype(np.uint8)
+
+
 class PreviewWriter:
     """An RGBA PNG of heat blocks on ``preview.grid``: ``with PreviewWriter(path, preview) as w:
     w.write(window, heat)`` — ``heat`` (h, w) in [0, 1] (NaN = invalid) at ``window`` of
@@ -103,7 +116,7 @@ class PreviewWriter:
         apply_colormap(np.zeros((1, 1)), colormap)  # unknown names fail here, not at the end
         self.background = background
         self.colormap = colormap
-        self.heat_weight = np.float32(heat_weight)
+        self.heat_weight = float(heat_weight)
         self._tiling = RowMajorTiling(preview.source.height, preview.source.width)
         self._first_row = 0  # first preview row still in the buffer
         self._sum = np.zeros((0, self.grid.width))
@@ -179,15 +192,16 @@ class PreviewWriter:
     def _flush(self, stop: int) -> None:
         """Render and write the buffered preview rows above ``stop``."""
         n = min(stop - self._first_row, self._sum.shape[0])
-        if n <= 0:
-            return
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(self._count[:n] > 0, self._sum[:n] / self._count[:n], np.nan)
-        rgba = self._render(mean, self._first_row)
         assert self._dst is not None
-        self._dst.write(rgba, window=Window(0, self._first_row, self.grid.width, n))
-        self._sum, self._count = self._sum[n:], self._count[n:]
-        self._first_row += n
+        for start in range(0, max(n, 0), RENDER_ROWS):  # a few rows at a time: small temporaries
+            rows = slice(start, min(start + RENDER_ROWS, n))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(self._count[rows] > 0, self._sum[rows] / self._count[rows], np.nan)
+            rgba = self._render(mean, self._first_row + start)
+            self._dst.write(rgba, window=Window(0, self._first_row + start, self.grid.width, rgba.shape[1]))
+        if n > 0:
+            self._sum, self._count = self._sum[n:], self._count[n:]
+            self._first_row += n
 
     def _render(self, heat: np.ndarray, first_row: int) -> np.ndarray:
         """(4, n, w') uint8 RGBA of preview rows ``first_row …`` from their mean heat (n, w')."""
@@ -195,11 +209,8 @@ class PreviewWriter:
         colours = apply_colormap(heat, self.colormap)
         if self.background is not None:
             image = self.background[first_row : first_row + heat.shape[0]]
-            w = self.heat_weight
-            blended = np.rint(
-                (np.float32(1.0) - w) * image.astype(np.float32) + w * colours.astype(np.float32)
-            )
-            colours = np.where(ok[..., None], np.clip(blended, 0, 255).astype(np.uint8), image)
+            blended = add_weighted(image, 1.0 - self.heat_weight, colours, self.heat_weight)
+            colours = np.where(ok[..., None], blended, image)
         alpha = np.where(ok, 255, 0).astype(np.uint8)
         return np.concatenate([colours.transpose(2, 0, 1), alpha[None]], axis=0)
 

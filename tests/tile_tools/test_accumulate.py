@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from affine import Affine
@@ -9,7 +11,10 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from tile_tools.accumulate import WeightedAccumulator, selo_mean
+from tile_tools.block_stats import ChannelStats
+from tile_tools.blocks import whole_pixels
 from tile_tools.pixel_grid import PixelGrid
+from tile_tools.selo_map import SeloMap
 
 GRID = PixelGrid(97, 83, Affine(10.0, 0, 500_000.0, 0, -10.0, 5_600_000.0), CRS.from_epsg(32632))
 
@@ -171,3 +176,63 @@ def test_bad_values_and_windows_are_refused() -> None:
             acc.add(Window(0, 0, 8, 8), [1.0, np.nan])
         with pytest.raises(ValueError, match="outside"):
             acc.add(Window(500, 0, 8, 8), [1.0, 2.0])
+
+
+# ------------------------------------------------------------------ block-wise reading (issue 11)
+
+
+def test_whole_pixels_are_rasterio_window_rounding() -> None:
+    for window in (Window(-3.4, 2.6, 10.5, 7.5), Window(5, 7, 3, 2), Window(0.95, 1.9, 2.49, 2.51)):
+        (r0, r1), (c0, c1) = whole_pixels(window)
+        snapped = window.round_offsets().round_lengths()
+        assert (r0, c0, r1 - r0, c1 - c0) == (snapped.row_off, snapped.col_off, snapped.height, snapped.width)
+
+
+def test_weighted_blocks_and_chosen_channels_equal_the_whole_mean() -> None:
+    rng = np.random.default_rng(11)
+    windows = random_windows(rng, GRID.height, GRID.width, 50)
+    with WeightedAccumulator(GRID, 3, weight="hann", decimation=2, block_size=9, storage="disk") as acc:
+        for window in windows:
+            acc.add(window, rng.normal(size=3))
+        mean, coverage = acc.mean(), acc.weight_coverage()
+        for block in acc.weighted_blocks(channels=[2, 0]):
+            rows, cols = block.window.toslices()
+            np.testing.assert_array_equal(block.mean, mean[[2, 0], rows, cols])
+            np.testing.assert_array_equal(block.weight, coverage[rows, cols])
+        filled = np.concatenate([b.data.ravel() for b in acc.iter_blocks(fill=-1.0, channels=[1])])
+        assert (filled == -1.0).sum() == (coverage == 0).sum() > 0
+        with pytest.raises(ValueError, match="inside"):
+            acc.read(Window(40, 0, 20, 5))
+
+
+@pytest.mark.parametrize("decimation", [1, 3, 4])
+def test_selo_map_blocks_equal_the_naive_map_on_random_partial_windows(decimation: int) -> None:
+    """Issue 19: decimated cells only partly covered are the NaN-mean of the naive map's cells."""
+    rng = np.random.default_rng(decimation)
+    height, width = 41, 58
+    windows = random_windows(rng, height, width, 25)
+    scores = rng.random((25, 2))
+    naive = naive_selo(windows, scores, height, width)  # (2, H, W), NaN where uncovered
+    f = decimation
+    out_h, out_w = -(-height // f), -(-width // f)
+    padded = np.pad(naive, ((0, 0), (0, out_h * f - height), (0, out_w * f - width)), constant_values=np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells
+        expected = np.nanmean(padded.reshape(2, out_h, f, out_w, f), axis=(2, 4))
+    partial = np.isnan(padded.reshape(2, out_h, f, out_w, f)).any(axis=(2, 4)) & np.isfinite(expected)
+    assert f == 1 or partial.any()  # the layout has partly covered cells
+    np.testing.assert_allclose(
+        selo_mean(windows, scores, height, width, f), expected, rtol=1e-6, equal_nan=True
+    )
+    selo = SeloMap.from_windows(windows, scores, height, width)
+    stitched = np.full((2, out_h, out_w), -5.0, np.float32)
+    for window, data in selo.iter_blocks(decimation=f, block_size=7):
+        stitched[(slice(None), *window.toslices())] = data
+    np.testing.assert_array_equal(stitched, selo_mean(windows, scores, height, width, f))
+    if f == 1:
+        stats = selo.channel_stats()
+        from_blocks = ChannelStats.from_blocks(selo.iter_blocks(block_size=7))
+        np.testing.assert_array_equal(stats.min, from_blocks.min)
+        np.testing.assert_array_equal(stats.max, from_blocks.max)
+        np.testing.assert_array_equal(stats.count, from_blocks.count)
+        np.testing.assert_allclose(stats.sum, from_blocks.sum, rtol=1e-9)

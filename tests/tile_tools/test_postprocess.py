@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import sys
+
+import cv2
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from tile_tools.postprocess import gaussian_smooth, median_filter, minmax_normalize, selo_postprocess
+from tile_tools.blocks import array_blocks
+from tile_tools.postprocess import (
+    gaussian_smooth,
+    jpeg_round_trip,
+    median_filter,
+    minmax_normalize,
+    selo_postprocess,
+    selo_postprocess_blocks,
+)
 
 
 @pytest.mark.parametrize(("shape", "size"), [((23, 31), 3), ((40, 29), 9), ((18, 25), 251)])
@@ -62,3 +73,76 @@ def test_selo_postprocess_is_the_reference_chain() -> None:
     result = selo_postprocess(heat, median_size=31, block_size=13)
     assert result.dtype == np.float32
     np.testing.assert_allclose(result, expected, atol=1e-7)
+
+
+# ------------------------------------------------------------ OpenCV median and block-wise SeLo (issue 11)
+
+
+def test_median_blockwise_equals_opencv_on_the_whole_array_and_the_numpy_path() -> None:
+    rng = np.random.default_rng(9)
+    image = rng.integers(0, 256, size=(300, 280)).astype(np.uint8)
+    image[100:200] //= 3  # structure, so the median is not flat
+    whole = cv2.medianBlur(image, 251)
+    for block_size in (64, 97):  # 125-pixel halos reach across several blocks
+        np.testing.assert_array_equal(median_filter(image, 251, block_size=block_size), whole)
+    np.testing.assert_array_equal(median_filter(image[:90, :80], 31, block_size=16, backend="numpy"),
+                                  cv2.medianBlur(image[:90, :80], 31))  # fmt: skip
+
+
+def test_median_falls_back_to_numpy_with_a_warning_without_opencv(monkeypatch: pytest.MonkeyPatch) -> None:
+    image = np.random.default_rng(3).integers(0, 256, size=(40, 50)).astype(np.uint8)
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
+    with pytest.warns(RuntimeWarning, match="OpenCV"):
+        result = median_filter(image, 9, block_size=16)
+    np.testing.assert_array_equal(result, ndimage.median_filter(image, 9, mode="nearest"))
+    with pytest.raises(ImportError):
+        median_filter(image, 9, backend="opencv")
+
+
+def selo_heat() -> tuple[np.ndarray, np.ndarray]:
+    rows, cols = np.indices((75, 90))
+    heat = (np.sin(cols / 7.0) + np.cos(rows / 9.0)).astype(np.float32)
+    heat[:, :2] = np.nan  # uncovered columns
+    valid = np.ones(heat.shape, bool)
+    valid[60:, 70:] = False  # scene nodata
+    return heat, valid
+
+
+@pytest.mark.parametrize("block_size", [16, 24])
+def test_selo_chain_on_blocks_equals_the_array_chain(block_size: int) -> None:
+    heat, valid = selo_heat()
+    expected = selo_postprocess(heat, valid, median_size=31)
+    calls = []
+
+    def blocks():
+        calls.append(1)
+        return array_blocks(heat, block_size, valid)
+
+    out = np.full(heat.shape, -1.0, np.float32)
+    for window, data in selo_postprocess_blocks(blocks, *heat.shape, median_size=31):
+        out[window.toslices()] = data[0]
+    np.testing.assert_array_equal(out, expected)
+    assert len(calls) == 3  # statistics, the uint8 map on disk, the filtered blocks
+
+
+def test_blockwise_jpeg_round_trip_equals_the_whole_image_round_trip() -> None:
+    heat, valid = selo_heat()
+    p = selo_postprocess(heat, valid, median_size=31)
+    # the exact mode's whole-image round trip of g = 255·p (invalid pixels as 0)
+    g = np.rint(np.where(np.isfinite(p), p, 0.0) * 255.0).astype(np.uint8)
+    whole = jpeg_round_trip(g).astype(np.float32) / np.float32(255.0)
+    whole[~np.isfinite(p)] = np.nan
+    out = np.empty(heat.shape, np.float32)
+    blocks = selo_postprocess_blocks(
+        lambda: array_blocks(heat, 16, valid), *heat.shape, median_size=31, jpeg_quality=95
+    )
+    for window, data in blocks:
+        out[window.toslices()] = data[0]
+    assert not np.array_equal(np.nan_to_num(whole), np.nan_to_num(p))  # the round trip changes values
+    np.testing.assert_array_equal(out, whole)
+    with pytest.raises(ValueError, match="multiples of 8"):
+        list(
+            selo_postprocess_blocks(
+                lambda: array_blocks(heat, 12), *heat.shape, median_size=3, jpeg_quality=95
+            )
+        )

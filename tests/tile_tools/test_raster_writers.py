@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,18 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from tile_tools.accumulate import Block, WeightedAccumulator
+from tile_tools.block_stats import ChannelStats
+from tile_tools.class_blocks import label_block
 from tile_tools.errors import InputError
 from tile_tools.pixel_grid import PixelGrid
-from tile_tools.raster_writers import write_class_raster, write_cog, write_overlay_png, write_preview_png
+from tile_tools.raster_writers import (
+    ClassRasterWriter,
+    CogWriter,
+    write_class_raster,
+    write_cog,
+    write_overlay_png,
+    write_preview_png,
+)
 
 UTM = PixelGrid(300, 200, Affine(10.0, 0, 500_000.0, 0, -10.0, 5_600_000.0), CRS.from_epsg(32632))
 WGS84 = PixelGrid(270, 180, Affine(0.001, 0, 10.0, 0, -0.001, 60.0), CRS.from_epsg(4326))
@@ -146,3 +156,82 @@ def test_failed_writes_leave_nothing_behind(tmp_path: Path) -> None:
         write_cog(tmp_path / "heat.tif", blocks_then_failure(), UTM, block_size=128)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["heat.tif"]
     assert (tmp_path / "heat.tif").read_bytes() == original
+
+
+# --------------------------------------------------------------- incremental writers (issue 11)
+
+
+def test_one_pass_over_an_accumulator_feeds_several_writers(tmp_path: Path) -> None:
+    """Per-query COGs, one multi-band COG, a class raster and statistics from a single pass, each equal to
+    the whole-array result."""
+    rng = np.random.default_rng(5)
+    with WeightedAccumulator(UTM, 3, weight="hann", decimation=2, block_size=48) as acc:
+        for row in range(0, 190, 25):
+            for col in range(0, 290, 25):
+                acc.add(Window(col, row, 40, 40), rng.random(3))
+        grid = acc.output_grid
+        names = ["a", "b", "c"]
+        with ExitStack() as stack:
+            singles = [stack.enter_context(CogWriter(tmp_path / f"{n}.tif", grid, 1)) for n in names]
+            multi = stack.enter_context(CogWriter(tmp_path / "all.tif", grid, 3, band_descriptions=names))
+            classes = stack.enter_context(ClassRasterWriter(tmp_path / "classes.tif", grid, names))
+            stats = ChannelStats.empty(3)
+            for block in acc.iter_blocks():
+                for c, writer in enumerate(singles):
+                    writer.write(block.window, block.data[c])
+                multi.write(block.window, block.data)
+                classes.write(block.window, label_block(block).classes)
+                stats = stats.merge(ChannelStats.of(block.data))
+        mean = acc.mean()
+    for c, name in enumerate(names):
+        with rasterio.open(tmp_path / f"{name}.tif") as src:
+            np.testing.assert_array_equal(src.read(1), np.where(np.isnan(mean[c]), -9999.0, mean[c]))
+    write_cog(tmp_path / "whole.tif", mean, grid, band_descriptions=names)
+    with rasterio.open(tmp_path / "all.tif") as src, rasterio.open(tmp_path / "whole.tif") as whole:
+        assert src.descriptions == tuple(names) and src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        np.testing.assert_array_equal(src.read(), whole.read())
+        for level in range(len(src.overviews(1))):
+            with (
+                rasterio.open(tmp_path / "all.tif", overview_level=level) as a,
+                rasterio.open(tmp_path / "whole.tif", overview_level=level) as b,
+            ):
+                np.testing.assert_array_equal(a.read(), b.read())
+    expected_classes = np.where(np.isnan(mean[0]), 255, np.nan_to_num(mean, nan=-1).argmax(axis=0))
+    with rasterio.open(tmp_path / "classes.tif") as src:
+        np.testing.assert_array_equal(src.read(1), expected_classes)
+        assert src.colormap(1)[255] == (0, 0, 0, 0)
+    np.testing.assert_array_equal(stats.max, np.nanmax(mean, axis=(1, 2)))
+
+
+def test_decimated_output_transform_is_the_source_transform_composed_with_the_scale(tmp_path: Path) -> None:
+    """Issue 19: no half-pixel shift of decimated outputs (checked against rasterio's own numbers)."""
+    with WeightedAccumulator(WGS84, 1, decimation=4, block_size=32) as acc:
+        acc.add(Window(0, 0, 4, 4), [1.0])  # exactly the first output pixel
+        acc.add(Window(8, 0, 5, 4), [2.0])
+        path = tmp_path / "decimated.tif"
+        with CogWriter(path, acc.output_grid, 1, block_size=128) as writer:
+            for block in acc.iter_blocks():
+                writer.write(block.window, block.data)
+    with rasterio.open(path) as src:
+        t = WGS84.transform  # pixel size × 4, same origin: written out, not computed by our code
+        assert src.transform == Affine(t.a * 4, t.b * 4, t.c, t.d * 4, t.e * 4, t.f)
+        assert src.xy(0, 0, offset="ul") == (10.0, 60.0)  # the source's own corner
+        data = src.read(1, masked=True)
+        assert (src.width, src.height) == (68, 45)
+    assert data[0, 0] == 1.0 and data.mask[0, 1] and data[0, 2] == 2.0 and data[0, 3] == 2.0
+
+
+def test_class_writer_refuses_unnamed_values_and_leaves_nothing(tmp_path: Path) -> None:
+    classes = np.random.default_rng(2).integers(0, 3, size=UTM.shape).astype(np.uint8)
+    with ClassRasterWriter(tmp_path / "c.tif", UTM, ["a", "b", "c"], block_size=128) as writer:
+        writer.write(Window(0, 0, 300, 100), classes[:100])
+        writer.write(Window(0, 100, 300, 100), classes[100:])
+    with rasterio.open(tmp_path / "c.tif") as src:
+        np.testing.assert_array_equal(src.read(1), classes)
+    with pytest.raises(ValueError, match="no name"), ClassRasterWriter(tmp_path / "d.tif", UTM, ["a"]) as w:
+        w.write(Window(0, 0, 300, 100), classes[:100])
+    with pytest.raises(ValueError, match="do not fit"), CogWriter(tmp_path / "e.tif", UTM, 2) as cog:
+        cog.write(Window(0, 0, 10, 10), np.zeros((1, 10, 10)))
+    with pytest.raises(InputError, match="class names"):
+        ClassRasterWriter(tmp_path / "f.tif", UTM, [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tif", "c.tif.aux.xml"]
