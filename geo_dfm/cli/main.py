@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "search": ("geo_dfm.cli.search:search", "Find the chips that best match a text, across scenes."),
     "models": ("geo_dfm.cli.models:models", "List, describe and download the registered RS CLIP models."),
     "demo": ("geo_dfm.cli.demo:demo", "Run localize and classify on a sample scene."),
+    "generate": ("geo_dfm.cli.generate:generate", "Remote-sensing images from text prompts (GeoRSSD)."),
     "worker": ("geo_dfm.cli.worker:worker", "Long-lived JSON-lines job server (used by the QGIS plugin)."),
     "finetune": (
         "geo_dfm.cli.not_built:finetune",
