@@ -32,7 +32,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "geo_dfm.cli.not_built:finetune",
         "Fine-tune a domain model with LoRA/adapters (not built yet).",
     ),
-    "evaluate": ("geo_dfm.cli.not_built:evaluate", "Evaluate on the paper's benchmarks (not built yet)."),
+    "eval": (
+        "geo_dfm.cli.evaluate:evaluate",
+        "Evaluate a model or maps on the paper's benchmarks (zero-shot, retrieval, AIR-SLT).",
+    ),
+    "evaluate": ("geo_dfm.cli.evaluate:evaluate", "Alias of 'eval'."),
 }
 
 log = logging.getLogger("geo_dfm")

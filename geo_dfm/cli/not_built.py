@@ -20,4 +20,3 @@ def not_built_command(name: str, what: str) -> click.Command:
 
 
 finetune = not_built_command("finetune", "Fine-tuning domain models with LoRA/adapters/prefix tuning")
-evaluate = not_built_command("evaluate", "Evaluation on the RS5M paper's benchmarks")
