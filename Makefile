@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 	rm -f $(QGIS_PTH)   # pip must not see Debian's packages as installed
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q -e '.[dev,distributed]'
+	$(PY) -m pip install -q -e '.[dev,distributed,generate]'
 	touch $@
 
 # Headless QGIS from Debian, exposed to the venv through a .pth written after pip install.
