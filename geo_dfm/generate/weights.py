@@ -59,6 +59,10 @@ def _cache_repo_folder(spec: GeneratorSpec) -> Path:
     return hf_cache_dir() / ("models--" + spec.hf_repo.replace("/", "--"))
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
 def missing_pipeline_error(spec: GeneratorSpec, reason: str) -> WeightsNotFoundError:
     """Which folder is missing, why it cannot be fetched now, and the ways to provide it."""
     return WeightsNotFoundError(
@@ -117,11 +121,13 @@ def download_pipeline_folder(spec: GeneratorSpec) -> Path:
             cache_dir=hf_cache_dir(),
         )
     except LocalEntryNotFoundError as exc:
-        raise missing_pipeline_error(spec, f"no connection to the Hub: {exc}") from None
+        raise missing_pipeline_error(spec, f"no connection to the Hub: {_one_line(exc)}") from None
     except HfHubHTTPError as exc:
-        raise missing_pipeline_error(spec, f"the Hub answered: {exc}") from None
+        raise missing_pipeline_error(spec, f"the Hub answered: {_one_line(exc)}") from None
     except Exception as exc:  # network stack errors (httpx, ssl) differ between versions
-        raise missing_pipeline_error(spec, f"download failed: {type(exc).__name__}: {exc}") from None
+        raise missing_pipeline_error(
+            spec, f"download failed: {type(exc).__name__}: {_one_line(exc)}"
+        ) from None
     folder = Path(root) / spec.subfolder
     if not (folder / "model_index.json").is_file():
         raise missing_pipeline_error(spec, f"{spec.subfolder}/model_index.json is not in {spec.hf_repo}")
