@@ -64,7 +64,8 @@ def _label(classes: np.ndarray) -> tuple[np.ndarray, int]:
     """4-connected regions of equal non-negative class: (labels 1…n, 0 = none, int32), n."""
     labels = np.zeros(classes.shape, np.int32)
     count = 0
-    for value in np.unique(classes[classes >= 0]):
+    present = classes[classes >= 0]
+    for value in np.flatnonzero(np.bincount(present)) if present.size else ():
         part, n = ndimage.label(classes == value)
         inside = part > 0
         labels[inside] = part[inside] + count
@@ -145,15 +146,18 @@ class BlockRegions:
     ) -> list[RegionRecord]:
         h, w = labels.shape
         flat = labels.ravel()
-        counts = np.bincount(flat, minlength=n + 1)
-        sums = np.bincount(flat, weights=vals.ravel(), minlength=n + 1)
-        index = np.arange(1, n + 1)
-        maxima = np.asarray(ndimage.maximum(vals, labels, index), dtype=np.float64).reshape(n)
-        ids, first_at = np.unique(flat, return_index=True)
-        first = np.zeros(n + 1, np.int64)
-        first[ids] = (row + first_at // w) * self.width + col + first_at % w
+        inside = np.flatnonzero(flat)
+        ids = flat[inside]
+        counts = np.bincount(ids, minlength=n + 1)
+        sums = np.bincount(ids, weights=vals.ravel()[inside], minlength=n + 1)
+        maxima = np.full(n + 1, -np.inf)
+        np.maximum.at(maxima, ids, vals.ravel()[inside])
+        first_at = np.full(n + 1, h * w, np.int64)  # block-raster position of each region's first pixel
+        np.minimum.at(first_at, ids, inside)
+        first = (row + first_at // w) * self.width + col + first_at % w  # raster order is kept
         region_cls = np.zeros(n + 1, np.int64)
-        region_cls[ids] = cls.ravel()[first_at]
+        region_cls[1:] = cls.ravel()[first_at[1:]]
+        index = np.arange(1, n + 1)
         edges = []
         if row > 0:
             edges.append(labels[0])
@@ -174,7 +178,7 @@ class BlockRegions:
             if local in open_ids:
                 gid = local + base
                 region = _Open(int(region_cls[local]), int(counts[local]), float(sums[local]),
-                               float(maxima[local - 1]), int(first[local]), gid)  # fmt: skip
+                               float(maxima[local]), int(first[local]), gid)  # fmt: skip
                 region.parts = parts[local]
                 self._parent[gid] = gid
                 self._open[gid] = region
@@ -186,7 +190,7 @@ class BlockRegions:
                         geometry,
                         int(counts[local]),
                         float(sums[local]),
-                        float(maxima[local - 1]),
+                        float(maxima[local]),
                         int(first[local]),
                     )
                 )

@@ -49,6 +49,9 @@ WRITE_CACHE_MB = 4
 LEVEL_CHUNK = 256
 #: Compression threads of GDAL's COG driver (``NUM_THREADS``); see benchmarks/README.md.
 COG_THREADS: int | str = "ALL_CPUS"
+#: DEFLATE level of the COGs: level 1 writes a 3000² × 4-band float32 COG in 62 % of level 6's time
+#: for 4 % more bytes (measured here, 2026-12-02).
+COG_DEFLATE_LEVEL = 1
 
 
 def _gdal_env() -> rasterio.Env:
@@ -298,6 +301,7 @@ class CogWriter:
         vrt.write_text(xml, encoding="utf-8")
         options = {
             "COMPRESS": "DEFLATE",
+            "LEVEL": COG_DEFLATE_LEVEL,
             "PREDICTOR": "YES" if self.dtype == "float32" else "NO",
             "BLOCKSIZE": self.block_size,
             "OVERVIEWS": "FORCE_USE_EXISTING",

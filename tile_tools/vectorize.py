@@ -11,6 +11,7 @@ the result at the end. Write the frames with :func:`tile_tools.vector_io.write_g
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 
 import geopandas as gpd
@@ -34,6 +35,11 @@ from tile_tools.pixel_grid import PixelGrid
 REGION_COLUMNS = ["query", "max_score", "mean_score", "area_m2", "geometry"]
 
 
+@functools.lru_cache(maxsize=16)
+def _pyproj_crs(crs: str | pyproj.CRS) -> pyproj.CRS:
+    return pyproj.CRS.from_user_input(crs)
+
+
 def areas_m2(
     geometries: Sequence[BaseGeometry] | gpd.GeoSeries, crs: CRS | pyproj.CRS | str | None
 ) -> np.ndarray:
@@ -41,7 +47,7 @@ def areas_m2(
     geoms = list(geometries)
     if crs is None:
         return np.full(len(geoms), np.nan)
-    proj = pyproj.CRS.from_user_input(crs.to_wkt() if isinstance(crs, CRS) else crs)
+    proj = _pyproj_crs(crs.to_wkt() if isinstance(crs, CRS) else crs)
     if proj.is_geographic:
         geod = proj.get_geod()
         return np.array([abs(geod.geometry_area_perimeter(g)[0]) for g in geoms], dtype=np.float64)
