@@ -88,8 +88,9 @@ def read_image_folder(root: str | os.PathLike[str], dataset: str = "folder") -> 
 
 def _images_below(folder: Path) -> list[Path]:
     found = []
-    for current, dirs, names in sorted(os.walk(folder, followlinks=True)):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+    for current, _, names in sorted(os.walk(folder, followlinks=True)):
+        if any(part.startswith(".") for part in Path(current).relative_to(folder).parts):
+            continue
         found += [Path(current, name).absolute() for name in sorted(names) if is_image_file(name)]
     return found
 

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from geo_dfm.evaluation.datasets import RETRIEVAL_DATASETS, ZEROSHOT_DATASETS, caption_paths
+from geo_dfm.evaluation.air_slt import read_air_slt
+from geo_dfm.evaluation.datasets import (
+    RETRIEVAL_DATASETS,
+    ZEROSHOT_DATASETS,
+    caption_paths,
+    read_caption_csv,
+    read_image_folder,
+)
 from geo_dfm.evaluation.embedding_cache import EmbeddingCache, default_cache_dir
 from geo_dfm.evaluation.plots import write_confusion_png
 from geo_dfm.evaluation.published import rows_for
@@ -101,6 +108,7 @@ class EvalAllParams(EvalCommon):
 
 def run_eval_zeroshot(params: EvalZeroShotParams, progress: Progress) -> dict[str, Any]:
     """Zero-shot accuracy of one ImageFolder dataset."""
+    read_image_folder(params.dataset_dir, params.dataset)  # bad input is reported before the model loads
     with _start("eval zeroshot", params, progress, params.dataset_dir) as job:
         encoder = job.load_encoder(params.model)
         with job.stage("zero-shot"):
@@ -118,6 +126,7 @@ def run_eval_retrieval(params: EvalRetrievalParams, progress: Progress) -> dict[
     csv_path, images_dir, encoding = caption_paths(
         params.dataset_dir, params.dataset, params.csv, params.images, params.encoding
     )
+    read_caption_csv(csv_path, images_dir, encoding)  # bad input is reported before the model loads
     with _start("eval retrieval", params, progress, params.dataset_dir) as job:
         encoder = job.load_encoder(params.model)
         with job.stage("retrieval"):
@@ -129,6 +138,7 @@ def run_eval_retrieval(params: EvalRetrievalParams, progress: Progress) -> dict[
 
 def run_eval_selo(params: EvalSeloParams, progress: Progress) -> dict[str, Any]:
     """SeLo metrics of every AIR-SLT sample (maps from localize, or from ``params.maps``)."""
+    read_air_slt(params.air_slt_dir)  # bad input is reported before the model loads
     with _start("eval selo", params, progress, params.air_slt_dir, params.maps) as job:
         encoder = None if params.maps else job.load_encoder(params.model)
         with job.stage("semantic localization"):

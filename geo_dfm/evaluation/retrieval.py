@@ -87,7 +87,8 @@ def evaluate_retrieval(
     progress = progress or Progress()
     data = read_caption_csv(csv_path, images_dir, encoding, image_column, caption_column)
     images = image_embeddings(encoder, data.files, cache, progress, batch_size, workers)
-    texts = _text_embeddings(encoder, data.captions, progress)
+    distinct, text_of_caption = np.unique(np.asarray(data.captions, dtype=object), return_inverse=True)
+    texts = _text_embeddings(encoder, [str(c) for c in distinct], progress)
     progress.stage("rank")
     return RetrievalResult(
         dataset=dataset,
@@ -95,14 +96,14 @@ def evaluate_retrieval(
         images_dir=data.images_dir,
         images=len(data.files),
         texts=len(data.captions),
-        recall=_recall(images.vectors, texts, data.image_of_text, ks),
+        recall=_recall(images.vectors, texts, text_of_caption.reshape(-1), data.image_of_text, ks),
         encoded_images=images.encoded,
         reused_images=images.reused,
     )
 
 
 def _text_embeddings(encoder: Any, captions: Sequence[str], progress: Progress) -> np.ndarray:
-    """(T, D) float32 L2-normalised caption embeddings (disk-backed when large)."""
+    """(U, D) float32 L2-normalised embeddings of distinct captions (disk-backed when large)."""
     out = scratch_array((len(captions), int(encoder.embed_dim)), np.float32)
     progress.stage("encode captions", total=len(captions))
     for start in range(0, len(captions), TEXT_BATCH):
@@ -112,21 +113,29 @@ def _text_embeddings(encoder: Any, captions: Sequence[str], progress: Progress) 
     return out
 
 
-def _recall(images: np.ndarray, texts: np.ndarray, image_of_text: np.ndarray, ks: Sequence[int]) -> RecallAtK:
+def _recall(
+    images: np.ndarray,
+    texts: np.ndarray,
+    text_of_caption: np.ndarray,
+    image_of_text: np.ndarray,
+    ks: Sequence[int],
+) -> RecallAtK:
+    """Recall both ways; caption ``t`` has the embedding ``texts[text_of_caption[t]]`` (repeated captions
+    share one row, so their scores are identical and ties between them break by dataset order)."""
     rows = max(1, BLOCK_VALUES // max(1, len(images)))
     text_ranks = np.concatenate(
         [
             ranks_of(
-                np.asarray(texts[start : start + rows]) @ np.asarray(images).T,
+                np.asarray(texts[text_of_caption[start : start + rows]]) @ np.asarray(images).T,
                 image_of_text[start : start + rows],
             )
-            for start in range(0, len(texts), rows)
+            for start in range(0, len(text_of_caption), rows)
         ]
     )
-    image_rows = max(1, BLOCK_VALUES // max(1, len(texts)))
+    image_rows = max(1, BLOCK_VALUES // max(1, len(text_of_caption)))
 
     def image_scores(start: int, stop: int) -> np.ndarray:
-        return np.asarray(images[start:stop]) @ np.asarray(texts).T
+        return (np.asarray(images[start:stop]) @ np.asarray(texts).T)[:, text_of_caption]
 
     image_ranks = image_to_text_ranks(image_scores, len(images), image_of_text, image_rows)
     return RecallAtK(percent_within(image_ranks, ks), percent_within(text_ranks, ks))

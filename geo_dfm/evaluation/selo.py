@@ -211,6 +211,7 @@ def _caption_groups(samples: Sequence[SeloSample]) -> list[list[SeloSample]]:
 def _save_grey(map_path: Path, folder: Path, index: int) -> str:
     """Write a map's 8-bit grey levels to ``folder/<index>.tif`` (tiled, row block by row block)."""
     import rasterio
+    import rasterio.errors
     from rasterio.windows import Window
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -228,7 +229,10 @@ def _save_grey(map_path: Path, folder: Path, index: int) -> str:
             "blockysize": 256,
             "compress": "deflate",
         }
-        with rasterio.open(target, "w", **profile) as out:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            out = rasterio.open(target, "w", **profile)
+        with out:
             step = max(256, 8_000_000 // max(1, width)) // 256 * 256
             for start in range(0, height, step):
                 stop = min(height, start + step)

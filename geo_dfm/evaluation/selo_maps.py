@@ -19,6 +19,7 @@ which are disk-backed scratch arrays above 64 MiB (:mod:`geo_dfm.evaluation.scra
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,10 +90,13 @@ class GreyRasterMap:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         import rasterio
+        import rasterio.errors
 
         self.path = Path(path)
         try:
-            self._dataset = rasterio.open(self.path)
+            with warnings.catch_warnings():  # maps of plain images have no georeferencing, by design
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                self._dataset = rasterio.open(self.path)
         except Exception as exc:
             raise InputError(self.path, f"cannot read the map: {exc}") from exc
         dataset = self._dataset

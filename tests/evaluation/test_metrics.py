@@ -31,7 +31,11 @@ def test_image_to_text_recall_uses_the_best_placed_caption():
     # image columns: image 0 scores (0.9, 0.5, 0.3, 0.8): text 0 first → rank 0
     # image 1 (0.1, 0.5, 0.3, 0.1): its text 2 second → rank 1
     # image 2 (0.2, 0.7, 0.3, 0.2): its text 3 ties with text 0 (0.2), text 0 earlier → rank 3
-    assert recall.image_to_text == {1: pytest.approx(100 / 3), 2: pytest.approx(200 / 3), 3: pytest.approx(200 / 3)}
+    assert recall.image_to_text == {
+        1: pytest.approx(100 / 3),
+        2: pytest.approx(200 / 3),
+        3: pytest.approx(200 / 3),
+    }
     assert recall.mean_recall == pytest.approx(np.mean([25, 100, 100, 100 / 3, 200 / 3, 200 / 3]))
     assert set(recall.as_dict()) >= {"image_to_text_r1", "text_to_image_r3", "mean_recall"}
 

@@ -136,7 +136,10 @@ def test_slabs_give_the_whole_image_results(block_rows):
     noise = ndimage.gaussian_filter(rng.random((height, width)), 40)
     probability = (noise - noise.min()) / (noise.max() - noise.min())
     probability[900:1300, 50:350] = 1.0  # smoothed, a flat top ~150 rows high: across several slabs
-    regions = [[[30.5, 1050.2], [380.9, 1070.0], [300.0, 1400.7]], [[-20.0, 40.0], [200.0, -30.0], [260.0, 500.0]]]
+    regions = [
+        [[30.5, 1050.2], [380.9, 1070.0], [300.0, 1400.7]],
+        [[-20.0, 40.0], [200.0, -30.0], [260.0, 500.0]],
+    ]
     scores = selo_metrics(probability, regions, block_rows=block_rows)
     rsu, peaks = whole_image_reference(probability, regions)
     assert scores.rsu == pytest.approx(rsu, rel=1e-9)
