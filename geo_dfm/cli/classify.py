@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from geo_dfm.cli.options import chip_options, model_options, output_options, progress_options
+from geo_dfm.cli.options import (
+    chip_options,
+    model_options,
+    output_options,
+    progress_options,
+    weighting_option,
+)
 
 
 @click.command(name="classify")
@@ -31,13 +37,7 @@ from geo_dfm.cli.options import chip_options, model_options, output_options, pro
     show_default=True,
     help="Leave chips (and pixels) whose top probability is below this unlabelled.",
 )
-@click.option(
-    "--weighting",
-    type=click.Choice(["hann", "gaussian", "uniform"]),
-    default="hann",
-    show_default=True,
-    help="How overlapping chips' probabilities are blended into pixels.",
-)
+@weighting_option("How overlapping chips' probabilities are blended into pixels.")
 @chip_options
 @model_options
 @progress_options
@@ -50,23 +50,7 @@ def classify(scene: str, **options) -> None:
 
     Example: geo-dfm classify scene.tif --preset landcover -o landcover/
     """
-    from geo_dfm.cli.runner import run_job
-    from geo_dfm.jobs.classify import ClassifyParams, run_classify
-    from geo_dfm.jobs.cli_params import chip_params, model_params
-    from geo_dfm.jobs.labels import resolve_labels
+    from geo_dfm.cli.runner import run_registered
+    from geo_dfm.jobs.labels import split_labels
 
-    def job(progress):
-        params = ClassifyParams(
-            scene=scene,
-            output=options["output"],
-            overwrite=options["overwrite"],
-            labels=resolve_labels(options["labels"], options["labels_file"], options["preset"]),
-            templates=options["templates"],
-            min_confidence=options["min_confidence"],
-            weighting=options["weighting"],
-            chips=chip_params(options),
-            model=model_params(options),
-        )
-        return run_classify(params, progress)
-
-    run_job("classify", job, options["progress_mode"], options["print_json"])
+    run_registered("classify", options, scene=scene, labels=split_labels(options["labels"]))

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from geo_dfm.cli.options import chip_options, model_options, output_options, progress_options
+from geo_dfm.cli.options import (
+    chip_options,
+    model_options,
+    output_options,
+    progress_options,
+    weighting_option,
+)
 
 
 @click.command(name="localize")
@@ -23,13 +29,7 @@ from geo_dfm.cli.options import chip_options, model_options, output_options, pro
     is_flag=True,
     help="selo only: add the reference's JPEG (q95) round trips of every crop and of the map.",
 )
-@click.option(
-    "--weighting",
-    type=click.Choice(["hann", "gaussian", "uniform"]),
-    default="hann",
-    show_default=True,
-    help="blend only: how a chip's score is spread over its pixels.",
-)
+@weighting_option("blend only: how a chip's score is spread over its pixels.")
 @click.option(
     "--decimate",
     type=click.IntRange(min=1),
@@ -62,25 +62,6 @@ def localize(scene: str, queries: tuple[str, ...], **options) -> None:
 
     Example: geo-dfm localize scene.tif "airport runway" "harbour" -o maps/
     """
-    from geo_dfm.cli.runner import run_job
-    from geo_dfm.jobs.cli_params import chip_params, model_params
-    from geo_dfm.jobs.localize import LocalizeParams, run_localize
+    from geo_dfm.cli.runner import run_registered
 
-    def job(progress):
-        params = LocalizeParams(
-            scene=scene,
-            queries=tuple(queries),
-            output=options["output"],
-            overwrite=options["overwrite"],
-            method=options["method"],
-            exact=options["exact"],
-            weighting=options["weighting"],
-            decimate=options["decimate"],
-            region_threshold=options["region_threshold"],
-            min_region_area=options["min_region_area"],
-            chips=chip_params(options),
-            model=model_params(options),
-        )
-        return run_localize(params, progress)
-
-    run_job("localize", job, options["progress_mode"], options["print_json"])
+    run_registered("localize", options, scene=scene, queries=tuple(queries))

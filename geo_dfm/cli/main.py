@@ -5,16 +5,20 @@ Exit codes: 0 ok, 1 internal error, 2 bad input (usage errors included), 130 can
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 import click
 
 from geo_dfm import __version__
 from geo_dfm.cli.lazy_group import LazyGroup
-from geo_dfm.errors import InputError, JobCancelled
+from geo_dfm.errors import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, JobCancelled, exit_status
 
-EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+__all__ = ["EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_INTERNAL", "EXIT_OK", "cli", "main"]
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "chips": ("geo_dfm.cli.chips:chips", "Cut a scene into georeferenced chips and an index GeoPackage."),
@@ -73,10 +77,29 @@ def cli(verbose: int, quiet: bool) -> None:
     configure_logging(verbose, quiet)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM ends a run like Ctrl-C: the job unwinds, temporary outputs are removed, exit 130."""
+    raise JobCancelled(f"terminated by signal {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def handle_termination() -> Iterator[None]:
+    """Turn SIGTERM into :class:`JobCancelled` in the main thread while the CLI runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and turn exceptions into one-line messages and exit codes."""
     try:
-        cli.main(args=argv, prog_name="geo-dfm", standalone_mode=False)
+        with handle_termination():
+            cli.main(args=argv, prog_name="geo-dfm", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:  # pragma: no cover - click>=8.2
         click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
         return EXIT_OK
@@ -88,21 +111,19 @@ def main(argv: list[str] | None = None) -> int:
     except click.Abort:
         click.echo("geo-dfm: aborted", err=True)
         return EXIT_CANCELLED
-    except InputError as exc:
-        click.echo(f"geo-dfm: error: {exc}", err=True)
-        return EXIT_BAD_INPUT
-    except JobCancelled:
-        click.echo("geo-dfm: cancelled", err=True)
-        return EXIT_CANCELLED
-    except KeyboardInterrupt:
-        click.echo("geo-dfm: interrupted", err=True)
-        return EXIT_CANCELLED
-    except Exception as exc:
-        log.debug("internal error", exc_info=True)
-        click.echo(
-            f"geo-dfm: internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback)", err=True
-        )
-        return EXIT_INTERNAL
+    except (Exception, KeyboardInterrupt) as exc:
+        status = exit_status(exc)
+        if status.code == EXIT_INTERNAL:
+            log.debug("internal error", exc_info=True)
+            click.echo(f"geo-dfm: {status.message} (run with -vv for the traceback)", err=True)
+        elif status.code == EXIT_CANCELLED:
+            click.echo(
+                "geo-dfm: interrupted" if isinstance(exc, KeyboardInterrupt) else "geo-dfm: cancelled",
+                err=True,
+            )
+        else:
+            click.echo(f"geo-dfm: error: {status.message}", err=True)
+        return status.code
     return EXIT_OK
 
 

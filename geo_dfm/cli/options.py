@@ -181,3 +181,16 @@ def model_options(func: F) -> F:
         ],
         func,
     )
+
+
+def weighting_option(help_text: str) -> Callable[[F], F]:
+    """``--weighting``: how a chip's values spread over its pixels (the stitcher's weightings)."""
+    from geo_dfm.jobs.stitch import WEIGHTINGS
+
+    return click.option(
+        "--weighting",
+        type=click.Choice(list(WEIGHTINGS)),
+        default=WEIGHTINGS[0],
+        show_default=True,
+        help=help_text,
+    )

@@ -10,13 +10,13 @@ from geo_dfm.cli.options import chip_options, model_options, output_options, pro
 @click.command(name="search")
 @click.argument("scenes_and_query", nargs=-1, required=True, metavar="SCENE [SCENE ...] QUERY")
 @output_options
-@click.option("--top-k", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--top-k", type=click.IntRange(min=1), default=20, show_default=True, help="Chips to return.")
 @click.option(
     "--index",
     "index_path",
     type=click.Path(path_type=str),
     default=None,
-    help="Embedding index file (.npz) to reuse and extend. Default: geo-dfm-embeddings.npz beside OUT.",
+    help="Embedding index folder to reuse and extend. Default: geo-dfm-embeddings/ beside OUT.",
 )
 @chip_options
 @model_options
@@ -29,24 +29,6 @@ def search(scenes_and_query: tuple[str, ...], **options) -> None:
 
     Example: geo-dfm search a.tif b.tif "a harbour with boats" --top-k 20 -o harbour.gpkg
     """
-    from geo_dfm.cli.runner import run_job
-    from geo_dfm.jobs.cli_params import chip_params, model_params
-    from geo_dfm.jobs.search import SearchParams, run_search
-    from tile_tools.errors import InputError
+    from geo_dfm.cli.runner import run_registered
 
-    def job(progress):
-        if len(scenes_and_query) < 2:
-            raise InputError("QUERY", "give at least one scene and then the query text")
-        params = SearchParams(
-            scenes=tuple(scenes_and_query[:-1]),
-            query=scenes_and_query[-1],
-            output=options["output"],
-            overwrite=options["overwrite"],
-            top_k=options["top_k"],
-            index=options["index_path"],
-            chips=chip_params(options),
-            model=model_params(options),
-        )
-        return run_search(params, progress)
-
-    run_job("search", job, options["progress_mode"], options["print_json"])
+    run_registered("search", options, scenes=tuple(scenes_and_query[:-1]), query=scenes_and_query[-1])

@@ -13,10 +13,10 @@ from typing import Any
 
 from geo_dfm.errors import WeightsNotFoundError
 from geo_dfm.jobs.classify import ClassifyParams, run_classify
-from geo_dfm.jobs.common import check_output_free, load_job_encoder
 from geo_dfm.jobs.localize import LocalizeParams, run_localize
 from geo_dfm.jobs.params import ChipParams, ModelParams
-from geo_dfm.jobs.summary import StageTimer, write_summary
+from geo_dfm.jobs.pipeline import start_job
+from geo_dfm.jobs.summary import write_summary
 from geo_dfm.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -70,32 +70,26 @@ def run_demo(params: DemoParams, progress: Progress, notify: Callable[[str], Non
     """Write ``scene.tif`` (+ truth), ``localize/`` and ``classify/`` under ``params.output``."""
     from geo_dfm.synthetic import make_scene
     from geo_dfm.synthetic.classes import CLASS_NAMES
-    from tile_tools.atomic import atomic_directory
 
-    timer = StageTimer()
-    target = check_output_free(params.output, params.overwrite)
     model = ModelParams(name=params.model, device=params.device)
-    with timer.stage("load model"):
-        progress.stage("load model")
+    with start_job("demo", params.output, params.overwrite, progress) as job:
         try:
-            load_job_encoder(model)
+            job.load_encoder(model)
         except WeightsNotFoundError as error:
             notify(fallback_banner(error, params.model))
             log.warning("demo: %s weights not available; using the toy model", params.model)
             model = replace(model, name=FALLBACK_MODEL)
-            load_job_encoder(model)
-    with atomic_directory(target, overwrite=params.overwrite) as folder:
-        with timer.stage("make scene"):
-            progress.stage("make scene")
+            job.load_encoder(model)
+        with job.stage("make scene"):
             scene = make_scene(
-                folder / "scene.tif", width=params.size, height=params.size, gsd=params.gsd, seed=DEMO_SEED
+                job.path("scene.tif"), width=params.size, height=params.size, gsd=params.gsd, seed=DEMO_SEED
             )
         chips = ChipParams()
         localize = run_localize(
             LocalizeParams(
                 scene=str(scene.path),
                 queries=DEMO_QUERIES,
-                output=str(folder / "localize"),
+                output=str(job.path("localize")),
                 chips=chips,
                 model=model,
             ),
@@ -104,33 +98,38 @@ def run_demo(params: DemoParams, progress: Progress, notify: Callable[[str], Non
         classify = run_classify(
             ClassifyParams(
                 scene=str(scene.path),
-                output=str(folder / "classify"),
+                output=str(job.path("classify")),
                 labels=tuple(CLASS_NAMES),
                 chips=chips,
                 model=model,
             ),
             progress,
         )
-        old, new = str(folder.resolve()), str(target)
+        old, new = str(job.folder.resolve()), str(job.target)
         localize, classify = _relocate(localize, old, new), _relocate(classify, old, new)
-        write_summary(localize, folder / "localize" / "summary.json")
-        write_summary(classify, folder / "classify" / "summary.json")
-        summary = {
-            "command": "demo",
-            "model": classify["model"],
-            "fallback": model.name != params.model,
-            "scene": str(target / "scene.tif"),
-            "truth": {
-                "raster": str(target / scene.truth_raster_path.name),
-                "polygons": str(target / scene.truth_path.name),
+        write_summary(localize, job.path("localize") / "summary.json")
+        write_summary(classify, job.path("classify") / "summary.json")
+        return job.finish(
+            model=classify["model"],
+            parameters={"model": params.model, "size": params.size, "gsd": params.gsd},
+            crs=scene_crs(scene.path),
+            outputs={"folder": str(job.target)},
+            fallback=model.name != params.model,
+            scene=job.final("scene.tif"),
+            truth={
+                "raster": job.final(scene.truth_raster_path.name),
+                "polygons": job.final(scene.truth_path.name),
             },
-            "localize": localize,
-            "classify": classify,
-            "timings": timer.as_dict(),
-            "outputs": {"folder": str(target), "summary": str(target / "summary.json")},
-        }
-        write_summary(summary, folder / "summary.json")
-    return summary
+            localize=localize,
+            classify=classify,
+        )
+
+
+def scene_crs(path):
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return src.crs
 
 
 def describe_outputs(summary: dict[str, Any]) -> str:

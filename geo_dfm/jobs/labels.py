@@ -7,6 +7,9 @@ from pathlib import Path
 
 from tile_tools.errors import InputError
 
+#: A class raster is uint8 with 255 for "unlabelled": at most 254 classes.
+MAX_LABELS = 254
+
 
 def check_labels(labels: Sequence[str], source: str) -> tuple[str, ...]:
     """Stripped labels; an empty list, an empty label or a duplicate is an :class:`InputError`."""
@@ -40,23 +43,30 @@ def read_labels_file(path: str) -> tuple[str, ...]:
     return check_labels(labels, path)
 
 
-def resolve_labels(labels: str | None, labels_file: str | None, preset: str | None) -> tuple[str, ...]:
-    """The class labels from exactly one of the three sources."""
+def resolve_labels(
+    labels: Sequence[str] | None, labels_file: str | None, preset: str | None
+) -> tuple[str, ...]:
+    """The class labels from exactly one of the three sources (``labels`` as a sequence of names)."""
     given = [
         name
-        for name, value in (("--labels", labels), ("--labels-file", labels_file), ("--preset", preset))
+        for name, value in (("labels", labels), ("labels_file", labels_file), ("preset", preset))
         if value is not None
     ]
     if len(given) != 1:
         raise InputError(
-            "--labels",
-            "give exactly one of --labels, --labels-file or --preset"
+            "labels",
+            "give exactly one of: class labels, a labels file or a preset"
             + (f" (got {', '.join(given)})" if given else ""),
         )
     if labels is not None:
-        return check_labels(labels.split(","), "--labels")
+        return check_labels(labels, "labels")
     if labels_file is not None:
         return read_labels_file(labels_file)
     from geo_dfm.models.presets import get_label_preset
 
-    return check_labels(tuple(get_label_preset(preset)), "--preset")
+    return check_labels(tuple(get_label_preset(preset)), "preset")
+
+
+def split_labels(text: str | None) -> tuple[str, ...] | None:
+    """``"water,forest"`` → ``("water", "forest")`` (the CLI's ``--labels``)."""
+    return None if text is None else tuple(text.split(","))

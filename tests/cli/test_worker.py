@@ -7,6 +7,7 @@ tests run the real ``geo-dfm worker`` executable.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -201,6 +202,86 @@ def test_failures_and_bad_requests_become_error_events():
     assert not [e for e in events if e["event"] == "result"]
 
 
+@dataclasses.dataclass(frozen=True)
+class CountParams:
+    steps: int = 1
+    fail: bool = False
+
+
+def run_count(params: CountParams, progress) -> dict:
+    progress.stage("counting", total=params.steps)
+    for _ in range(params.steps):
+        progress.advance()
+    if params.fail:
+        raise InputError("steps", "told to fail")
+    return {"command": "count-job", "counted": params.steps}
+
+
+@pytest.fixture
+def count_job():
+    from geo_dfm.jobs.registry import JOBS, JobEntry, register_job
+
+    register_job(JobEntry("count-job", "Counts.", CountParams, run_count))
+    yield
+    JOBS.pop("count-job", None)
+
+
+def test_protocol_2_runs_registered_jobs_from_their_parameters(count_job):
+    out, thread, _ = serve_in_thread(
+        [
+            request(id="p2", job="count-job", params={"steps": 3}),
+            request(id="bad-params", job="count-job", params={"steps": "three"}),
+            request(id="fails", job="count-job", params={"fail": True}),
+            request(id="no-such", job="nope", params={}),
+            None,
+        ]
+    )
+    thread.join(10)
+    events = out.events()
+    result = [e for e in events if e["job"] == "p2"][-1]
+    assert result == {"event": "result", "job": "p2", "summary": {"command": "count-job", "counted": 3}}
+    assert [e["event"] for e in events if e["job"] == "p2"][0] == "start"
+    errors = {e["job"]: e for e in events if e["event"] == "error"}
+    assert (
+        errors["bad-params"]["code"] == 2 and "steps: must be an integer" in errors["bad-params"]["message"]
+    )
+    assert errors["fails"] == {"event": "error", "job": "fails", "code": 2, "message": "steps: told to fail"}
+    assert errors["no-such"]["code"] == 2 and "unknown job 'nope'" in errors["no-such"]["message"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        request(cancel=[1]),
+        request(cancel={"a": 1}),
+        request(id=[1], argv=["count", "1"]),
+        request(id={"x": 1}, job="count-job"),
+        request(id="both", argv=["count", "1"], job="count-job"),
+        request(id="p", job="count-job", params=[1, 2]),
+        request(id="w", argv=["worker"]),
+        request(id="w2", argv=["-v", "worker"]),
+        "[1, 2]\n",
+        "null\n",
+    ],
+)
+def test_a_bad_request_is_answered_and_the_worker_carries_on(line):
+    out, thread, _ = serve_in_thread([line, request(id="after", argv=["count", "2"]), None])
+    thread.join(10)
+    assert not thread.is_alive()
+    events = out.events()
+    errors = [e for e in events if e["event"] == "error"]
+    assert len(errors) == 1 and errors[0]["code"] == 2, events
+    assert [e for e in events if e["job"] == "after"][-1]["event"] == "result"
+
+
+def test_cancel_of_an_unknown_job_gets_an_answer():
+    out, thread, _ = serve_in_thread([request(cancel="ghost"), None])
+    thread.join(10)
+    (event,) = out.events()
+    assert event["event"] == "error" and event["job"] == "ghost" and event["code"] == 2
+    assert "no queued or running job" in event["message"]
+
+
 def test_stray_prints_never_reach_the_protocol():
     out, thread, _ = serve_in_thread([request(id="p", argv=["count", "2"]), None])
     thread.join(10)
@@ -242,6 +323,10 @@ def test_real_worker_says_ready_runs_commands_and_exits_at_end_of_input():
         assert ready["version"] == __version__
         assert ready["torch"] == torch.__version__
         assert ready["cuda"] is torch.cuda.is_available()
+        assert ready["protocol"] == 2
+        assert {"localize", "classify", "search", "chips", "list-models"} <= set(ready["jobs"])
+        assert "water" in ready["presets"]["landcover"]
+        assert "toy" in ready["models"] and any(m["name"] == "toy" for m in ready["model_info"])
         proc.stdin.write(request(id="v", argv=["--version"]))
         proc.stdin.write(request(id="missing", argv=["chips", "/no/such/scene.tif", "-o", "/tmp/x"]))
         proc.stdin.close()  # end of input: the queued jobs finish, then the worker exits

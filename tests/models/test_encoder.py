@@ -72,9 +72,9 @@ def test_text_cache_avoids_recomputing(encoder, monkeypatch):
     assert np.array_equal(first[0], first[2])
     np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-6)
     calls = []
-    original = encoder._encode_text_batch
+    original = encoder._encode_new_texts
     monkeypatch.setattr(
-        encoder, "_encode_text_batch", lambda texts: calls.append(list(texts)) or original(texts)
+        encoder, "_encode_new_texts", lambda texts: calls.append(list(texts)) or original(texts)
     )
     again = encoder.encode_texts(["a river", "a lake"])
     assert calls == [["a lake"]]
