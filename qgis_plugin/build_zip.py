@@ -1,7 +1,9 @@
 """Build the installable plugin zip: ``python3 qgis_plugin/build_zip.py --output dist``.
 
-The zip holds one top-level folder ``geo_dfm_qgis/`` (what QGIS's "Install from ZIP" expects) with
-the plugin's sources, metadata.txt, icon and the README; caches and tests are left out.
+The zip holds one top-level folder ``geo_dfm_qgis/`` (what QGIS's "Install from ZIP" and the
+plugins.qgis.org validator expect) with the plugin's sources, metadata.txt, icon, LICENSE and the
+README; caches, hidden files and folders (``.DS_Store``, ``.idea``, ``.git``…) and editor or merge
+leftovers (``*.orig``, ``*.rej``, ``*~``, ``*.swp``…) are left out.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from pathlib import Path
 
 PLUGIN_DIR = Path(__file__).resolve().parent / "geo_dfm_qgis"
 REPO_ROOT = PLUGIN_DIR.parents[1]
-EXCLUDED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
-EXCLUDED_SUFFIXES = {".pyc", ".pyo"}
+EXCLUDED_PARTS = {"__pycache__", "__MACOSX"}
+EXCLUDED_SUFFIXES = {".pyc", ".pyo", ".orig", ".rej", ".bak", ".swp", ".swo", ".tmp", ".partial"}
+EXCLUDED_NAMES = {"Thumbs.db", "desktop.ini"}
+REQUIRED_FILES = ("LICENSE", "__init__.py", "metadata.txt")
 REQUIRED_METADATA = (
     "name",
     "qgisMinimumVersion",
@@ -28,14 +32,22 @@ REQUIRED_METADATA = (
 )
 
 
+def is_packaged(relative: Path) -> bool:
+    """Whether a file (path relative to the plugin folder) belongs in the zip."""
+    parts = relative.parts
+    return not (
+        EXCLUDED_PARTS.intersection(parts)
+        or any(part.startswith(".") for part in parts)
+        or relative.suffix in EXCLUDED_SUFFIXES
+        or relative.name in EXCLUDED_NAMES
+        or relative.name.endswith("~")
+    )
+
+
 def plugin_files(plugin_dir: Path = PLUGIN_DIR) -> list[Path]:
     """The files that go into the zip, sorted."""
     return sorted(
-        path
-        for path in plugin_dir.rglob("*")
-        if path.is_file()
-        and not EXCLUDED_PARTS.intersection(path.relative_to(plugin_dir).parts)
-        and path.suffix not in EXCLUDED_SUFFIXES
+        path for path in plugin_dir.rglob("*") if path.is_file() and is_packaged(path.relative_to(plugin_dir))
     )
 
 
@@ -49,6 +61,9 @@ def check_metadata(plugin_dir: Path = PLUGIN_DIR) -> configparser.ConfigParser:
     icon = metadata.get("general", "icon", fallback="")
     if icon and not (plugin_dir / icon).is_file():
         raise SystemExit(f"{plugin_dir / 'metadata.txt'}: icon {icon} does not exist")
+    absent = [name for name in REQUIRED_FILES if not (plugin_dir / name).is_file()]
+    if absent:
+        raise SystemExit(f"{plugin_dir}: missing {', '.join(absent)} (the plugin repository requires them)")
     return metadata
 
 

@@ -30,15 +30,18 @@ QGIS_ONLY_VARIABLES = (
 
 INSTALL_HELP = """geo-dfm runs outside QGIS, in a Python environment of its own (so torch never loads inside QGIS).
 
-Install it once, in a terminal:
+One click: "Set up geo-dfm" below creates that environment (uv, or venv + pip), installs torch
+(a CUDA build when an NVIDIA driver is found, else the CPU build) and geo-dfm from a wheel or a
+source checkout (geo-dfm is not on PyPI yet), then checks it.
+
+By hand, in a terminal:
     python3 -m venv ~/geo-dfm-env
-    ~/geo-dfm-env/bin/pip install geo-dfm        (or: pip install -e /path/to/geo-dfm)
-On Windows use the OSGeo4W shell or a normal Python:  py -m venv %USERPROFILE%\\geo-dfm-env
-    %USERPROFILE%\\geo-dfm-env\\Scripts\\pip install geo-dfm
+    ~/geo-dfm-env/bin/pip install /path/to/geo-dfm        (a checkout or a wheel)
+On Windows (OSGeo4W shell or a normal Python):  py -m venv %USERPROFILE%\\geo-dfm-env
+    %USERPROFILE%\\geo-dfm-env\\Scripts\\pip install C:\\path\\to\\geo-dfm
 
 Then choose the environment here: the geo-dfm executable
-(~/geo-dfm-env/bin/geo-dfm), its Python, or the environment folder.
-A GPU needs a CUDA build of torch in that environment (see pytorch.org)."""
+(~/geo-dfm-env/bin/geo-dfm), its Python, or the environment folder."""
 
 
 def command_for(path: str) -> list[str]:

@@ -8,12 +8,15 @@ from typing import Any
 
 from qgis.core import QgsSettings
 
+from geo_dfm_qgis.capabilities import Capabilities
 from geo_dfm_qgis.environment import INSTALL_HELP, candidate_paths, command_for
 from geo_dfm_qgis.worker_client import WorkerClient, WorkerError
 
 PREFIX = "geo_dfm_qgis/"
 ENVIRONMENT_KEY = "environment"
 OUTPUT_FOLDER_KEY = "output_folder"
+DEFAULT_MODEL_KEY = "default_model"
+CAPABILITIES_KEY = "capabilities"
 ENV_OVERRIDE = "GEO_DFM_EXECUTABLE"  # e.g. for qgis_process in CI
 
 
@@ -57,6 +60,22 @@ def output_folder() -> str:
     return read(OUTPUT_FOLDER_KEY, "") or os.path.join(os.path.expanduser("~"), "geo-dfm-output")
 
 
+def default_model() -> str:
+    """The model chosen as default in the model manager ('' = geo-dfm's own default)."""
+    return read(DEFAULT_MODEL_KEY, "")
+
+
+def capabilities() -> Capabilities:
+    """What the last geo-dfm worker reported (the protocol-1 lists before any worker ran)."""
+    text = read(CAPABILITIES_KEY, "")
+    return Capabilities.from_json(text) if text else Capabilities.fallback()
+
+
+def store_capabilities(caps: Capabilities) -> None:
+    """Remember a worker's capabilities for the next session (the Processing provider reads them)."""
+    write(CAPABILITIES_KEY, caps.to_json())
+
+
 @dataclass(frozen=True)
 class EnvironmentReport:
     """The result of checking a geo-dfm environment."""
@@ -77,6 +96,7 @@ def check_environment(path: str, timeout: float = 120.0) -> EnvironmentReport:
         return EnvironmentReport(False, f"geo-dfm could not be started from {path}:\n{exc}\n\n{INSTALL_HELP}")
     finally:
         client.shutdown()
+    store_capabilities(client.capabilities)
     cuda = "yes" if info.get("cuda") else "no"
     message = f"geo-dfm {info.get('version')} found, torch CUDA available: {cuda}"
     if info.get("torch"):

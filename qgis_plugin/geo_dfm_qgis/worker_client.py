@@ -3,6 +3,10 @@
 Pure Python (subprocess + threads, no Qt), so it works from a ``QgsTask`` thread, from a Processing
 algorithm and from ``qgis_process`` alike. Events are the dicts of geo-dfm's JSON-lines protocol
 (``start``, ``stage``, ``progress``, ``log``, ``result``, ``error``).
+
+A worker that says ``"protocol": 2`` in its ``ready`` event gets ``{"id", "job", "params"}``
+requests for the jobs it describes; older workers (and jobs they do not describe) get the same
+request as CLI arguments (``{"id", "argv"}``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from geo_dfm_qgis.capabilities import Capabilities, ModelInfo
 from geo_dfm_qgis.environment import IS_WINDOWS, worker_environment
+from geo_dfm_qgis.jobs import JobCall, list_models_call
 
 TERMINAL_EVENTS = ("result", "error")
 CANCELLED_CODE = 130
@@ -53,10 +59,10 @@ class JobOutcome:
 
 @dataclass
 class JobHandle:
-    """A submitted job: its id and the queue its events arrive in."""
+    """A submitted job: its id, the request sent, and the queue its events arrive in."""
 
     id: str
-    argv: tuple[str, ...]
+    request: dict[str, Any]
     events: queue.Queue = field(default_factory=queue.Queue)
     outcome: JobOutcome | None = None
 
@@ -81,6 +87,36 @@ def parse_event(line: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return event if isinstance(event, dict) and "event" in event else None
+
+
+def request_for(job_id: str, call: JobCall | Sequence[str], capabilities: Capabilities) -> dict[str, Any]:
+    """The request line for ``call``: ``job`` + ``params`` when the worker describes that job, else
+    ``argv`` (a plain argument list is always sent as argv)."""
+    if not isinstance(call, JobCall):
+        return {"id": job_id, "argv": list(call)}
+    if not capabilities.supports(call.job):
+        return {"id": job_id, "argv": ["-v", *call.argv]}  # -v: geo-dfm's INFO lines reach the log
+    params = dict(call.params)
+    job = capabilities.jobs[call.job]
+    if "preset" in params and job.field("preset") is None and job.field("labels") is not None:
+        labels = capabilities.preset_labels(params["preset"])
+        if labels:  # a worker whose job takes labels only: send the preset's classes
+            params.pop("preset")
+            params["labels"] = list(labels)
+    return {"id": job_id, "job": call.job, "params": params}
+
+
+def models_from_outcome(outcome: JobOutcome) -> tuple[ModelInfo, ...]:
+    """The model list in a ``list-models`` summary or in ``models list --json`` output."""
+    rows: Any = (outcome.summary or {}).get("models")
+    if rows is None and outcome.stdout.strip():
+        try:
+            rows = json.loads(outcome.stdout)
+        except ValueError:
+            rows = None
+    if not isinstance(rows, list):
+        return ()
+    return tuple(ModelInfo.from_dict(row) for row in rows if isinstance(row, dict) and row.get("name"))
 
 
 def start_geo_dfm(command: Sequence[str], argv: Sequence[str], stdin: int) -> subprocess.Popen:
@@ -109,6 +145,7 @@ class WorkerClient:
         self.command = list(command)
         self.ready_timeout = ready_timeout
         self.ready_info: dict[str, Any] | None = None
+        self.capabilities = Capabilities.fallback()
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
         self._process: subprocess.Popen | None = None
         self._handles: dict[str, JobHandle] = {}
@@ -163,14 +200,16 @@ class WorkerClient:
             process.wait(10)
 
     # --- jobs -----------------------------------------------------------------------------
-    def submit(self, argv: Sequence[str]) -> JobHandle:
-        """Queue one job (the arguments after ``geo-dfm``); starts the worker if needed."""
+    def submit(self, call: JobCall | Sequence[str]) -> JobHandle:
+        """Queue one job (a :class:`JobCall`, or the arguments after ``geo-dfm``); starts the worker
+        if needed."""
         self.start()
-        handle = JobHandle(id=f"job-{next(self._ids)}", argv=tuple(argv))
+        job_id = f"job-{next(self._ids)}"
+        handle = JobHandle(id=job_id, request=request_for(job_id, call, self.capabilities))
         with self._lock:
             self._handles[handle.id] = handle
         try:
-            self._send({"id": handle.id, "argv": list(argv)})
+            self._send(handle.request)
         except (OSError, ValueError) as exc:
             handle.events.put({"event": "error", "job": handle.id, "code": 1, "message": str(exc)})
         return handle
@@ -183,7 +222,7 @@ class WorkerClient:
 
     def run(
         self,
-        argv: Sequence[str],
+        call: JobCall | Sequence[str],
         on_event: Callable[[dict[str, Any]], None] | None = None,
         is_cancelled: Callable[[], bool] = lambda: False,
         cancel_grace: float = 10.0,
@@ -194,7 +233,7 @@ class WorkerClient:
         ``cancel_grace`` seconds later (at once if ``cancel_grace <= 0``) is stopped by killing the
         worker, which restarts for the next job.
         """
-        handle = self.submit(argv)
+        handle = self.submit(call)
         cancel_sent_at: float | None = None
         while handle.outcome is None:
             if cancel_sent_at is None and is_cancelled():
@@ -214,6 +253,14 @@ class WorkerClient:
         if cancel_sent_at is not None and not handle.outcome.ok:
             return JobOutcome(False, code=CANCELLED_CODE, message="cancelled")
         return handle.outcome
+
+    def refresh_models(self) -> tuple[ModelInfo, ...]:
+        """Ask the worker for the registry with download state; updates :attr:`capabilities`."""
+        outcome = self.run(list_models_call())
+        models = models_from_outcome(outcome) if outcome.ok else ()
+        if models:
+            self.capabilities = self.capabilities.with_models(models)
+        return self.capabilities.models
 
     def stderr_text(self) -> str:
         return "\n".join(self.stderr_tail).strip() or "(no message)"
@@ -236,6 +283,7 @@ class WorkerClient:
                 continue
             if event["event"] == "ready":
                 self.ready_info = event
+                self.capabilities = Capabilities.from_ready(event)
                 self._ready.set()
                 continue
             with self._lock:

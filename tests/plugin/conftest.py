@@ -1,18 +1,48 @@
-"""Fixtures for the QGIS plugin tests: the plugin package on sys.path, geo-dfm chosen in settings."""
+"""Fixtures for the QGIS plugin tests: the plugin package on sys.path, the geo-dfm under test chosen
+in the plugin settings.
+
+The plugin starts geo-dfm with QGIS's Python variables removed (PYTHONPATH included), so an installed
+``geo-dfm`` executable could run another checkout than the one under test. The tests therefore run
+geo-dfm through a launcher that puts this checkout first on ``sys.path`` (:data:`GEO_DFM`), whatever
+the environment says. ``GEO_DFM_QGIS_PLUGIN_ROOT`` points the tests at another copy of the plugin
+(an unzipped release, an older revision).
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PLUGIN_ROOT = REPO_ROOT / "qgis_plugin"
+PLUGIN_ROOT = Path(os.environ.get("GEO_DFM_QGIS_PLUGIN_ROOT") or REPO_ROOT / "qgis_plugin")
 QGIS_PYTHON_PLUGINS = Path("/usr/share/qgis/python/plugins")  # Processing lives here (Debian)
-GEO_DFM = Path(sys.executable).parent / "geo-dfm"
+
+#: Python code that makes this checkout's geo_dfm and tile_tools win over any installed copy.
+CHECKOUT_FIRST = f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r})\n"
+
+
+def write_launcher(folder: Path) -> Path:
+    """An executable ``folder/geo-dfm`` that runs this checkout's CLI with this test's Python."""
+    folder.mkdir(parents=True, exist_ok=True)
+    launcher = folder / "geo-dfm"
+    launcher.write_text(
+        f"#!{sys.executable}\n{CHECKOUT_FIRST}from geo_dfm.cli.main import main\nsys.exit(main())\n",
+        encoding="utf-8",
+    )
+    launcher.chmod(0o755)
+    return launcher
+
+
+_LAUNCHER_DIR = Path(tempfile.mkdtemp(prefix="geo-dfm-under-test-"))
+atexit.register(shutil.rmtree, _LAUNCHER_DIR, True)
+GEO_DFM = write_launcher(_LAUNCHER_DIR)
 
 for path in (PLUGIN_ROOT, QGIS_PYTHON_PLUGINS):
     if path.is_dir() and str(path) not in sys.path:
@@ -26,13 +56,9 @@ else:
 
 @pytest.fixture
 def plugin_settings(qgis_app, tmp_path):
-    """geo-dfm from this venv chosen in the plugin settings; output under tmp_path; cleaned up after."""
+    """The geo-dfm under test chosen in the plugin settings; output under tmp_path; cleaned up after."""
     from qgis.core import QgsSettings
 
-    if not GEO_DFM.exists():
-        if os.environ.get("GEO_DFM_REQUIRE_QGIS"):
-            pytest.fail(f"{GEO_DFM} is not installed")
-        pytest.skip(f"{GEO_DFM} is not installed")
     settings = QgsSettings()
     settings.remove("geo_dfm_qgis")
     settings.setValue("geo_dfm_qgis/environment", str(GEO_DFM))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.qgis
@@ -30,9 +31,19 @@ def dock(qgis_app, qgis_iface, qgis_new_project, plugin_settings, workers):
     panel.resize(400, 860)
     panel.show()  # offscreen: laid out and clickable like a docked panel
     yield panel
-    if panel.task is not None:
-        panel.task.cancel()
+    for task in (panel.task, panel.download_task):
+        if task is not None:
+            task.cancel()
     panel.deleteLater()
+
+
+@pytest.fixture
+def worker_capabilities(dock, workers):
+    """The panel fed with what the running geo-dfm worker reports (protocol 2: presets, models)."""
+    client = workers.client()
+    client.start()
+    dock.on_capabilities(client.capabilities)
+    return client.capabilities
 
 
 def add_raster(path: Path, name: str = "scene"):
@@ -42,6 +53,26 @@ def add_raster(path: Path, name: str = "scene"):
     assert layer.isValid()
     QgsProject.instance().addMapLayer(layer)
     return layer
+
+
+def write_scene(path: Path, bands: int) -> Path:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    data = np.random.default_rng(1).integers(0, 255, (bands, 32, 48), dtype=np.uint8)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=48,
+        height=32,
+        count=bands,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=from_origin(500000, 4650000, 30, 30),
+    ) as dst:
+        dst.write(data)
+    return path
 
 
 def type_into(widget, text: str) -> None:
@@ -64,6 +95,12 @@ def group_names() -> list[str]:
     return [child.name() for child in QgsProject.instance().layerTreeRoot().children()]
 
 
+def argv_of(dock) -> list[str]:
+    spec, problems = dock.job_spec()
+    assert problems == [], problems
+    return list(spec.calls()[0].argv)
+
+
 def test_panel_widgets_are_driven_with_qtest_and_their_state_persists(
     dock, small_scene, tmp_path, qgis_iface
 ):
@@ -81,12 +118,15 @@ def test_panel_widgets_are_driven_with_qtest_and_their_state_persists(
     type_into(dock.queries, "water")
     dock.chip_size.clear()
     type_into(dock.chip_size, "100m")
-    spec = dock.job_spec()
+    spec, _ = dock.job_spec()
     assert spec.queries == ("airport runway", "water")
     assert spec.scene == str(small_scene)
-    argv = spec.commands()[0][1]
-    assert argv[:4] == ["localize", str(small_scene), "airport runway", "water"]
-    assert argv[argv.index("--chip-size") + 1] == "100m"
+    (call,) = spec.calls()
+    assert call.argv[:4] == ("localize", str(small_scene), "airport runway", "water")
+    assert call.argv[call.argv.index("--chip-size") + 1] == "100m"
+    assert (
+        call.params["queries"] == ["airport runway", "water"] and call.params["chips"]["chip_size"] == "100m"
+    )
 
     # classify: labels typed into the editable list, saved and loaded again
     dock.mode_combo.setCurrentIndex(dock.mode_combo.findData("classify"))
@@ -103,11 +143,11 @@ def test_panel_widgets_are_driven_with_qtest_and_their_state_persists(
     assert dock.labels() == ["water", "town"]
     dock.load_labels(str(labels_file))
     assert dock.labels() == ["water", "forest", "town"]
-    classify_argv = dock.job_spec().commands()[0][1]
+    classify_argv = argv_of(dock)
     assert classify_argv[classify_argv.index("--labels") + 1] == "water,forest,town"
     dock.preset_combo.setCurrentIndex(dock.preset_combo.findData("landcover"))
-    assert not dock.labels_list.isEnabled()
-    preset_argv = dock.job_spec().commands()[0][1]
+    assert not dock.label_edit.isEnabled()
+    preset_argv = argv_of(dock)
     assert preset_argv[preset_argv.index("--preset") + 1] == "landcover"
 
     # state persists: a new panel shows what this one had
@@ -124,6 +164,194 @@ def test_panel_widgets_are_driven_with_qtest_and_their_state_persists(
         again.deleteLater()
 
 
+def test_two_runs_started_in_the_same_second_get_their_own_output_folders(dock, small_scene, monkeypatch):
+    import time
+
+    from geo_dfm_qgis import run_folders
+
+    frozen = time.localtime()
+    monkeypatch.setattr(run_folders.time, "localtime", lambda _now=None: frozen)
+    dock.layer_combo.setLayer(add_raster(small_scene))
+    type_into(dock.queries, "water")
+    first, _ = dock.job_spec()
+    someone_elses = Path(f"{first.output}-2")
+    someone_elses.mkdir(parents=True)  # an existing folder with the next name is never reused
+    second, _ = dock.job_spec()
+    assert first.output != second.output != str(someone_elses)
+    assert Path(second.output).parent == Path(first.output).parent and not Path(second.output).exists()
+
+
+def test_a_map_canvas_that_shows_none_of_the_layer_is_refused_next_to_the_extent(
+    dock, small_scene, qgis_iface
+):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsRectangle
+
+    dock.layer_combo.setLayer(add_raster(small_scene))  # 500000..500960 E, 4649360..4650000 N
+    type_into(dock.queries, "water")
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32633"))
+    canvas.setExtent(QgsRectangle(600000, 4700000, 601000, 4701000))  # 100 km away
+    dock.extent_combo.setCurrentIndex(1)
+    _, problems = dock.job_spec()
+    assert [p.field for p in problems] == ["extent"]
+    click(dock.run_button)
+    assert dock.task is None  # nothing started, not even the whole layer
+    label = dock.field_problems["extent"]
+    assert not label.isHidden() and "shows no part of scene" in label.text()
+    assert "Cannot run" in dock.log_view.toPlainText()
+
+
+def test_a_layer_only_in_qgis_memory_is_refused_before_geo_dfm_starts(dock):
+    from osgeo import gdal  # QGIS's own GDAL: the /vsimem file exists in this process only
+
+    path = "/vsimem/geo-dfm-test.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(path, 16, 16, 3, gdal.GDT_Byte)
+    dataset.SetGeoTransform([500000, 10, 0, 4650000, 0, -10])
+    dataset = None
+    try:
+        dock.layer_combo.setLayer(add_raster(Path(path), "in memory"))
+        type_into(dock.queries, "water")
+        click(dock.run_button)
+        assert dock.task is None
+        label = dock.field_problems["scene"]
+        assert not label.isHidden() and "/vsimem" in label.text() and "GeoTIFF" in label.text()
+    finally:
+        gdal.Unlink(path)
+
+
+def test_bands_follow_the_layer_style_and_can_be_chosen(dock, tmp_path):
+    from qgis.core import QgsMultiBandColorRenderer
+
+    landsat_like = add_raster(write_scene(tmp_path / "six.tif", 6), "six bands")
+    renderer = landsat_like.renderer()
+    assert isinstance(renderer, QgsMultiBandColorRenderer)
+    renderer.setRedBand(3)
+    renderer.setGreenBand(2)
+    renderer.setBlueBand(1)  # true colour for Landsat: red = band 3
+    dock.layer_combo.setLayer(landsat_like)
+    type_into(dock.queries, "water")
+    argv = argv_of(dock)
+    assert argv[argv.index("--bands") + 1] == "3,2,1"
+    assert dock.job_spec()[0].calls()[0].params["chips"]["bands"] == "3,2,1"
+    for combo, band in zip(dock.band_combos, (4, 3, 2), strict=True):
+        combo.setBand(band)  # false colour, chosen in the panel
+    argv = argv_of(dock)
+    assert argv[argv.index("--bands") + 1] == "4,3,2"
+
+    grey = add_raster(write_scene(tmp_path / "one.tif", 1), "one band")
+    dock.layer_combo.setLayer(grey)
+    argv = argv_of(dock)
+    assert argv[argv.index("--bands") + 1] == "1"
+
+
+def test_panel_fits_a_small_screen_and_explains_every_input(dock, monkeypatch):
+    from qgis.PyQt.QtCore import QUrl
+    from qgis.PyQt.QtGui import QDesktopServices
+    from qgis.PyQt.QtWidgets import QAbstractButton, QComboBox, QLineEdit, QPlainTextEdit, QWidget
+
+    assert dock.minimumSizeHint().height() < 400  # a 768-px laptop screen holds it, with room
+    dock.resize(400, 500)
+    scroll = dock.widget()
+    assert scroll.verticalScrollBar().maximum() > 0  # the rest scrolls, nothing is cut off
+    assert scroll.horizontalScrollBar().maximum() == 0  # and a 400-px-wide dock needs no sideways scrolling
+    inputs = [
+        w
+        for w in dock.findChildren(QWidget)
+        if w.objectName()
+        and not w.objectName().startswith("qt_")
+        and (
+            isinstance(w, (QComboBox, QLineEdit, QPlainTextEdit, QAbstractButton))
+            or "File" in type(w).__name__
+        )
+    ]
+    assert len(inputs) > 20
+    assert [w.objectName() for w in inputs if not w.toolTip()] == []
+    opened = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toString()) or True)
+    click(dock.help_button)
+    assert opened == [QUrl("https://github.com/geo-dfm/geo-dfm/blob/main/docs/qgis.md").toString()]
+
+
+def test_panel_texts_go_through_qt_translation(qgis_app, qgis_iface, plugin_settings, workers):
+    from qgis.PyQt.QtCore import QCoreApplication, QTranslator
+
+    from geo_dfm_qgis.dock import GeoDfmDock
+
+    class German(QTranslator):
+        WORDS = {"Run": "Ausführen", "Whole layer": "Ganzer Layer", "Chip size": "Kachelgröße"}
+
+        def translate(self, context, text, disambiguation=None, n=-1):
+            return self.WORDS.get(text, "") if context == "geo_dfm_qgis" else ""
+
+    translator = German()
+    QCoreApplication.installTranslator(translator)
+    try:
+        panel = GeoDfmDock(qgis_iface, workers)
+        assert panel.run_button.text() == "Ausführen"
+        assert panel.extent_combo.itemText(0) == "Ganzer Layer"
+        panel.deleteLater()
+    finally:
+        QCoreApplication.removeTranslator(translator)
+
+
+@pytest.mark.slow
+def test_choices_come_from_the_worker_and_a_preset_shows_its_classes(dock, worker_capabilities):
+    caps = worker_capabilities
+    assert caps.protocol >= 2
+    modes = [dock.mode_combo.itemData(i) for i in range(dock.mode_combo.count())]
+    assert modes == [m for m in ("localize", "classify", "search") if m in caps.jobs]
+    dock.mode_combo.setCurrentIndex(dock.mode_combo.findData("localize"))
+    methods = [dock.method_combo.itemData(i) for i in range(dock.method_combo.count())]
+    assert methods == list(caps.choices("localize", "method")) and "selo" in methods
+    models = [dock.model_combo.itemText(i) for i in range(dock.model_combo.count())]
+    assert models == list(caps.model_names) and "toy" in models
+
+    dock.mode_combo.setCurrentIndex(dock.mode_combo.findData("classify"))
+    dock.add_label("water")
+    dock.add_label("forest")
+    dock.preset_combo.setCurrentIndex(dock.preset_combo.findData("landcover"))
+    shown = [dock.labels_list.item(i).text() for i in range(dock.labels_list.count())]
+    assert shown == list(caps.preset_labels("landcover")) and len(shown) >= 5
+    dock.preset_combo.setCurrentIndex(0)  # back to custom labels: they are still there
+    assert dock.labels() == ["water", "forest"]
+
+
+@pytest.mark.slow
+def test_a_model_that_is_not_downloaded_is_reported_before_the_run_and_offered(
+    dock, worker_capabilities, small_scene, wait_until
+):
+    missing = next(m.name for m in worker_capabilities.models if m.downloaded is False)
+    dock.layer_combo.setLayer(add_raster(small_scene))
+    type_into(dock.queries, "water")
+    dock.model_combo.setEditText(missing)
+    assert not dock.model_notice_row.isHidden()  # said before anything runs
+    assert missing in dock.model_notice.text() and dock.download_button.isEnabled()
+    before = group_names()
+    click(dock.run_button)
+    output = Path(dock.task.spec.output)
+    wait_until(lambda: dock.task is None, timeout=120)
+    assert "is not downloaded yet" in dock.log_view.toPlainText()
+    assert not output.exists() and group_names() == before  # the job itself never started
+
+    click(dock.download_button)  # offline here: the download fails and says why
+    assert dock.download_task is not None
+    wait_until(lambda: dock.download_task is None, timeout=120)
+    log = dock.log_view.toPlainText()
+    assert "Download failed" in log and missing in log
+    assert dock.run_button.isEnabled()
+
+
+def test_run_refuses_an_incomplete_job_without_starting_anything(dock, small_scene):
+    dock.mode_combo.setCurrentIndex(dock.mode_combo.findData("localize"))
+    dock.layer_combo.setLayer(add_raster(small_scene))
+    dock.queries.clear()
+    click(dock.run_button)
+    assert dock.task is None
+    assert "Cannot run" in dock.log_view.toPlainText()
+    assert not dock.field_problems["queries"].isHidden()
+
+
+@pytest.mark.slow
 def test_run_with_an_unknown_model_reports_geo_dfms_error_and_adds_nothing(dock, small_scene, wait_until):
     layer = add_raster(small_scene)
     dock.layer_combo.setLayer(layer)
@@ -140,14 +368,6 @@ def test_run_with_an_unknown_model_reports_geo_dfms_error_and_adds_nothing(dock,
     assert dock.run_button.isEnabled() and not dock.cancel_button.isEnabled()
     # the worker survives a failed job and is ready for the next one
     assert dock.workers.current.running
-
-
-def test_run_refuses_an_incomplete_job_without_starting_anything(dock, small_scene):
-    dock.mode_combo.setCurrentIndex(dock.mode_combo.findData("localize"))
-    dock.queries.clear()
-    click(dock.run_button)
-    assert dock.task is None
-    assert "Cannot run" in dock.log_view.toPlainText()
 
 
 def start_localize(dock, scene_path: Path, query: str, chip_size: str = "") -> None:
@@ -167,13 +387,7 @@ def test_localize_run_adds_styled_layers_with_the_scene_crs(
     dock, synthetic_scene, toy_model_path, wait_until, artifacts_dir
 ):
     import rasterio
-    from qgis.core import (
-        QgsGraduatedSymbolRenderer,
-        QgsProject,
-        QgsRasterLayer,
-        QgsSingleBandPseudoColorRenderer,
-        QgsVectorLayer,
-    )
+    from qgis.core import QgsProject, QgsRasterLayer, QgsSingleBandPseudoColorRenderer, QgsVectorLayer
 
     scene = synthetic_scene("panel", width=192, height=192, seed=5)
     start_localize(dock, scene.path, "water")
@@ -200,9 +414,13 @@ def test_localize_run_adds_styled_layers_with_the_scene_crs(
     assert 0 < heatmap.renderer().opacity() < 1
     items = heatmap.renderer().shader().rasterShaderFunction().colorRampItemList()
     assert items[0].color.alpha() == 0 and items[-1].color.alpha() == 255  # low scores transparent
-    assert isinstance(regions.renderer(), QgsGraduatedSymbolRenderer) and regions.labelsEnabled()
-    assert regions.featureCount() >= 1
-    save_screenshot(dock, artifacts_dir)
+    assert regions.featureCount() >= 1 and regions.labelsEnabled()
+    from qgis.core import QgsRenderContext
+
+    for symbol in regions.renderer().symbols(QgsRenderContext()):
+        assert symbol.symbolLayer(0).color().alpha() < 255  # the heatmap shows through
+    save_screenshot(dock, artifacts_dir, "qgis-panel.png")
+    save_map(QgsProject.instance().mapLayersByName("scene")[0], layers, artifacts_dir / "qgis-result-map.png")
 
 
 @pytest.mark.slow
@@ -232,10 +450,37 @@ def test_cancel_during_a_run_stops_the_job_and_adds_nothing(
     assert dock.workers.current.running  # the worker stays up for the next run
 
 
-def save_screenshot(widget, artifacts_dir: Path) -> Path:
-    target = artifacts_dir / "qgis-panel.png"
-    assert widget.grab().save(str(target))
-    shutil.copyfile(target, REPO_ROOT / "docs" / "qgis-panel.png")
+def save_screenshot(dock, artifacts_dir: Path, name: str) -> Path:
+    from qgis.PyQt.QtCore import QCoreApplication
+
+    dock.resize(400, 1000)  # the whole panel, from the top
+    QCoreApplication.processEvents()
+    dock.widget().verticalScrollBar().setValue(0)
+    target = artifacts_dir / name
+    assert dock.grab().save(str(target))
+    shutil.copyfile(target, REPO_ROOT / "docs" / name)
+    return target
+
+
+def save_map(scene_layer, result_layers, target: Path) -> Path:
+    """Render the scene under the result layers (as the map canvas shows them) to a PNG for the README."""
+    from qgis.core import QgsMapRendererSequentialJob, QgsMapSettings
+    from qgis.PyQt.QtCore import QSize
+    from qgis.PyQt.QtGui import QColor
+
+    settings = QgsMapSettings()
+    settings.setLayers([*result_layers, scene_layer])
+    settings.setDestinationCrs(scene_layer.crs())
+    settings.setExtent(scene_layer.extent())
+    settings.setOutputSize(QSize(480, 480))
+    settings.setBackgroundColor(QColor(255, 255, 255))
+    job = QgsMapRendererSequentialJob(settings)
+    job.start()
+    job.waitForFinished()
+    image = job.renderedImage()
+    assert len({image.pixel(x, 240) for x in range(0, 480, 8)}) > 5  # a picture, not a blank canvas
+    assert image.save(str(target))
+    shutil.copyfile(target, REPO_ROOT / "docs" / target.name)
     return target
 
 
@@ -257,7 +502,7 @@ def test_extent_choices_become_the_aoi_argument(dock, small_scene, qgis_iface):
     canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32633"))
     canvas.setExtent(QgsRectangle(500100, 4649500, 500300, 4649700))
     dock.extent_combo.setCurrentIndex(1)
-    aoi = dock.job_spec().chips.aoi
+    aoi = dock.job_spec()[0].chips.aoi
     minx, miny, maxx, maxy = (float(v) for v in aoi.split(","))
     shown = canvas.extent()  # the canvas widens the extent to its aspect ratio
     assert (minx, maxx) == pytest.approx((max(shown.xMinimum(), 500000), min(shown.xMaximum(), 500960)))
@@ -275,7 +520,7 @@ def test_extent_choices_become_the_aoi_argument(dock, small_scene, qgis_iface):
     polygons.selectByIds(east)
     dock.extent_combo.setCurrentIndex(2)
     dock.aoi_layer.setLayer(polygons)
-    written = QgsVectorLayer(dock.job_spec().chips.aoi, "aoi", "ogr")
+    written = QgsVectorLayer(dock.job_spec()[0].chips.aoi, "aoi", "ogr")
     assert written.isValid() and written.featureCount() == 1
     assert written.crs().authid() == "EPSG:4326"  # geo-dfm reprojects the AOI to the scene
     assert next(written.getFeatures()).geometry().boundingBox().xMinimum() == pytest.approx(15.001)

@@ -1,4 +1,4 @@
-"""Each Processing algorithm runs through processing.run() on a synthetic scene."""
+"""The Processing algorithms through processing.run() / runAndLoadResults() on synthetic scenes."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.qgis, pytest.mark.slow]
+pytestmark = [pytest.mark.qgis]
 
 
 @pytest.fixture
-def provider(qgis_app, qgis_processing, plugin_settings):
+def provider(qgis_app, qgis_processing, plugin_settings, qgis_new_project):
     from qgis.core import QgsApplication
 
     from geo_dfm_qgis.processing_provider.provider import GeoDfmProvider
@@ -23,7 +23,112 @@ def provider(qgis_app, qgis_processing, plugin_settings):
     registry.removeProvider(provider)
 
 
-def test_chip_scene_writes_chips_and_index_with_the_scene_crs(provider, small_scene, tmp_path):
+def project_groups() -> dict[str, list]:
+    """``{group name: [layers, top first]}`` of the current project's layer tree."""
+    from qgis.core import QgsLayerTreeGroup, QgsProject
+
+    root = QgsProject.instance().layerTreeRoot()
+    return {
+        node.name(): [child.layer() for child in node.findLayers()]
+        for node in root.children()
+        if isinstance(node, QgsLayerTreeGroup)
+    }
+
+
+def visible(layer) -> bool:
+    from qgis.core import QgsProject
+
+    return QgsProject.instance().layerTreeRoot().findLayer(layer.id()).isVisible()
+
+
+def test_every_algorithm_has_a_group_help_for_each_parameter_and_a_help_link(provider):
+    algorithms = provider.algorithms()
+    assert {a.name() for a in algorithms} == {"localize", "classify", "search", "chips"}
+    for algorithm in algorithms:
+        assert algorithm.group() and algorithm.groupId(), algorithm.name()
+        assert algorithm.helpUrl().startswith("https://github.com/geo-dfm/geo-dfm/blob/main/docs/qgis.md#")
+        assert algorithm.shortHelpString()
+        missing = [p.name() for p in algorithm.parameterDefinitions() if not p.help()]
+        assert missing == [], (algorithm.name(), missing)
+    groups = {a.name(): a.group() for a in algorithms}
+    assert groups["localize"] == groups["classify"] != groups["search"] != groups["chips"]
+
+
+def test_presets_methods_and_models_are_given_by_name(provider, small_scene):
+    from qgis.core import QgsProcessingContext
+
+    context = QgsProcessingContext()
+    classify = provider.algorithm("classify")
+    ok, message = classify.checkParameterValues(
+        {"INPUT": str(small_scene), "PRESET": "landcover", "MODEL": "toy", "OUTPUT": "/tmp/x"}, context
+    )
+    assert ok, message
+    localize = provider.algorithm("localize")
+    ok, message = localize.checkParameterValues(
+        {"INPUT": str(small_scene), "QUERIES": "water", "METHOD": "selo", "OUTPUT": "/tmp/x"}, context
+    )
+    assert ok, message
+    ok, _ = localize.checkParameterValues(
+        {"INPUT": str(small_scene), "QUERIES": "water", "METHOD": "no-such-method", "OUTPUT": "/tmp/x"},
+        context,
+    )
+    assert not ok
+
+
+@pytest.mark.slow
+def test_a_failing_run_raises_with_geo_dfms_message(provider, small_scene, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    commands = []
+
+    class Recording(QgsProcessingFeedback):
+        def pushCommandInfo(self, info):  # the command line, as the Processing log shows it
+            commands.append(info)
+
+    feedback = Recording()
+    with pytest.raises(QgsProcessingException) as raised:
+        processing.run(
+            "geodfm:classify",
+            {
+                "INPUT": str(small_scene),
+                "PRESET": "landcover",  # by name, as qgis_process PRESET=landcover passes it
+                "MODEL": "toy",
+                "CHIP_SIZE": "12 parsecs",
+                "OUTPUT": str(tmp_path / "c"),
+            },
+            feedback=feedback,
+        )
+    message = str(raised.value)
+    assert "exit code 2" in message and "--chip-size" in message and "12 parsecs" in message
+    assert "--preset landcover" in commands[0]
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.slow
+def test_cancel_fails_the_run_and_leaves_no_output(provider, small_scene, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    feedback = QgsProcessingFeedback()
+    feedback.progressChanged.connect(lambda _value: feedback.cancel())
+    with pytest.raises(QgsProcessingException, match="Cancelled"):  # qgis_process then exits non-zero
+        processing.run(
+            "geodfm:chips",
+            {
+                "INPUT": str(small_scene),
+                "CHIP_SIZE": "8",
+                "OVERLAP": "0",
+                "OUTPUT": str(tmp_path / "cancelled"),
+            },
+            feedback=feedback,
+        )
+    assert feedback.isCanceled()
+    assert not (tmp_path / "cancelled").exists()
+
+
+@pytest.mark.slow
+def test_chip_scene_writes_chips_and_loads_their_footprints(provider, small_scene, tmp_path):
     import processing
     import rasterio
     from qgis.core import QgsProcessingFeedback, QgsVectorLayer
@@ -31,14 +136,13 @@ def test_chip_scene_writes_chips_and_index_with_the_scene_crs(provider, small_sc
     feedback = QgsProcessingFeedback()
     progress = []
     feedback.progressChanged.connect(progress.append)
-    result = processing.run(
+    result = processing.runAndLoadResults(
         "geodfm:chips",
         {"INPUT": str(small_scene), "CHIP_SIZE": "32", "OVERLAP": "0", "OUTPUT": str(tmp_path / "chips")},
         feedback=feedback,
     )
     index = QgsVectorLayer(result["INDEX"], "index", "ogr")
-    assert index.isValid()
-    assert index.crs().authid() == "EPSG:32633"
+    assert index.isValid() and index.crs().authid() == "EPSG:32633"
     assert index.featureCount() == 3 * 2  # 96×64 px in 32 px chips without overlap
     chip_files = sorted((tmp_path / "chips" / "chips").glob("*.tif"))
     assert len(chip_files) == 6
@@ -46,43 +150,20 @@ def test_chip_scene_writes_chips_and_index_with_the_scene_crs(provider, small_sc
         assert chip.crs.to_epsg() == 32633 and (chip.width, chip.height) == (32, 32)
     assert progress and max(progress) == pytest.approx(100.0)
     assert json.loads((tmp_path / "chips" / "summary.json").read_text())["chips"] == 6
+    ((footprints,),) = project_groups().values()
+    assert footprints.featureCount() == 6 and footprints.crs().authid() == "EPSG:32633"
 
 
-def test_a_failing_run_raises_with_geo_dfms_message(provider, tmp_path):
-    import processing
-    from qgis.core import QgsProcessingException
-
-    with pytest.raises(QgsProcessingException):
-        processing.run(
-            "geodfm:chips", {"INPUT": str(tmp_path / "missing.tif"), "OUTPUT": str(tmp_path / "c")}
-        )
-
-
-def test_cancel_stops_the_one_shot_run_and_leaves_no_output(provider, small_scene, tmp_path):
-    import processing
-    from qgis.core import QgsProcessingFeedback
-
-    feedback = QgsProcessingFeedback()
-    feedback.progressChanged.connect(lambda _value: feedback.cancel())
-    result = processing.run(
-        "geodfm:chips",
-        {"INPUT": str(small_scene), "CHIP_SIZE": "8", "OVERLAP": "0", "OUTPUT": str(tmp_path / "cancelled")},
-        feedback=feedback,
-    )
-    assert feedback.isCanceled()
-    assert "INDEX" not in result or result.get("INDEX") is None
-    assert not (tmp_path / "cancelled").exists()
-
-
-def test_localize_returns_heatmap_and_regions_in_the_scene_crs(
+@pytest.mark.slow
+def test_localize_loads_one_styled_heatmap_and_hot_region_layer_per_query(
     provider, synthetic_scene, toy_model_path, tmp_path
 ):
     import processing
     import rasterio
-    from qgis.core import QgsRasterLayer, QgsVectorLayer
+    from qgis.core import QgsRasterLayer, QgsSingleBandPseudoColorRenderer, QgsVectorLayer
 
     scene = synthetic_scene("localize", width=160, height=128, seed=7)
-    result = processing.run(
+    result = processing.runAndLoadResults(
         "geodfm:localize",
         {
             "INPUT": str(scene.path),
@@ -94,59 +175,73 @@ def test_localize_returns_heatmap_and_regions_in_the_scene_crs(
     summary = json.loads(Path(result["SUMMARY"]).read_text())
     assert summary["queries"] == ["water", "forest"]
     assert result["HEATMAP"] == summary["outputs"]["heatmaps"]["water"]
+    assert result["HEATMAPS"] == [summary["outputs"]["heatmaps"][q] for q in ("water", "forest")]
     with rasterio.open(result["HEATMAP"]) as heatmap:
         assert heatmap.crs == scene.crs and heatmap.transform.almost_equals(scene.transform)
         assert (heatmap.width, heatmap.height) == (160, 128)
-    raster = QgsRasterLayer(result["HEATMAP"], "heatmap", "gdal")
-    regions = QgsVectorLayer(result["REGIONS"], "regions", "ogr")
-    assert raster.isValid() and regions.isValid()
-    assert regions.crs().authid() == raster.crs().authid() == "EPSG:32633"
+
+    (layers,) = project_groups().values()  # one group for the run, in the panel's order
+    assert [type(layer) for layer in layers] == [QgsVectorLayer, QgsRasterLayer] * 2
+    assert [layer.name() for layer in layers] == [
+        "hot regions: water",
+        "heatmap: water",
+        "hot regions: forest",
+        "heatmap: forest",
+    ]
+    assert [visible(layer) for layer in layers] == [True, True, False, False]
+    regions = layers[::2]
+    assert (
+        sum(r.featureCount() for r in regions)
+        == QgsVectorLayer(result["REGIONS"], "all", "ogr").featureCount()
+    )
+    for query, layer in zip(("water", "forest"), regions, strict=True):
+        assert {f["query"] for f in layer.getFeatures()} <= {query}
+        assert layer.crs().authid() == "EPSG:32633" and layer.labelsEnabled()
+    for heatmap in layers[1::2]:
+        assert isinstance(heatmap.renderer(), QgsSingleBandPseudoColorRenderer)
+        items = heatmap.renderer().shader().rasterShaderFunction().colorRampItemList()
+        assert items[0].color.alpha() == 0 and 0 < heatmap.renderer().opacity() < 1
 
 
-def test_classify_returns_a_class_raster_the_plugin_styles_with_its_colour_table(
+@pytest.mark.slow
+def test_classify_with_a_preset_loads_the_class_raster_under_its_label_polygons(
     provider, synthetic_scene, toy_model_path, tmp_path
 ):
     import processing
     import rasterio
-    from qgis.core import QgsPalettedRasterRenderer
-
-    from geo_dfm_qgis.layers import result_layers
+    from qgis.core import QgsPalettedRasterRenderer, QgsRasterLayer
 
     scene = synthetic_scene("classify", width=128, height=128, seed=8)
-    result = processing.run(
+    result = processing.runAndLoadResults(
         "geodfm:classify",
-        {
-            "INPUT": str(scene.path),
-            "LABELS": "water, forest\nfields",
-            "MODEL": "toy",
-            "OUTPUT": str(tmp_path / "cls"),
-        },
+        {"INPUT": str(scene.path), "PRESET": "landcover", "MODEL": "toy", "OUTPUT": str(tmp_path / "cls")},
     )
     summary = json.loads(Path(result["SUMMARY"]).read_text())
-    assert summary["labels"] == ["water", "forest", "fields"]
+    assert summary["labels"][:2] == ["water", "forest"] and len(summary["labels"]) >= 5  # the preset's
     with rasterio.open(result["CLASSES"]) as classes:
         assert classes.crs == scene.crs and classes.dtypes[0] == "uint8"
         colormap = classes.colormap(1)
-    layers = [layer for layer, _visible in result_layers("classify", summary)]
-    assert all(layer.isValid() for layer in layers)
-    class_layer = layers[-1]
+    (layers,) = project_groups().values()
+    regions, chips, class_layer = layers
+    assert isinstance(class_layer, QgsRasterLayer) and class_layer.source() == result["CLASSES"]
     renderer = class_layer.renderer()
-    assert isinstance(renderer, QgsPalettedRasterRenderer)
+    assert isinstance(renderer, QgsPalettedRasterRenderer) and renderer.opacity() < 1
     styled = {c.label: c.color.getRgb()[:3] for c in renderer.classes()}
-    assert set(styled) == {"water", "forest", "fields"}
+    assert set(styled) == set(summary["labels"])
     for value, label in enumerate(summary["labels"]):
-        assert styled[label] == colormap[value][:3]  # same colours as the file's colour table
-    regions = layers[0]
-    assert regions.crs().authid() == "EPSG:32633"
+        assert styled[label] == colormap[value][:3]  # the colours of the file's colour table
+    assert visible(regions) and not visible(chips) and visible(class_layer)
+    assert regions.crs().authid() == "EPSG:32633" and regions.labelsEnabled()
     assert {c.value() for c in regions.renderer().categories()} <= set(summary["labels"])
 
 
-def test_search_returns_ranked_footprints(provider, synthetic_scene, toy_model_path, tmp_path):
+@pytest.mark.slow
+def test_search_loads_ranked_footprints(provider, synthetic_scene, toy_model_path, tmp_path):
     import processing
     from qgis.core import QgsVectorLayer
 
     scene = synthetic_scene("search", width=128, height=128, seed=9)
-    result = processing.run(
+    result = processing.runAndLoadResults(
         "geodfm:search",
         {
             "INPUTS": [str(scene.path)],
@@ -163,13 +258,6 @@ def test_search_returns_ranked_footprints(provider, synthetic_scene, toy_model_p
     assert ranks == list(range(1, len(ranks) + 1)) and 1 <= len(ranks) <= 5
     scores = [f["score"] for f in sorted(results.getFeatures(), key=lambda f: f["rank"])]
     assert scores == sorted(scores, reverse=True)
-    assert Path(result["INDEX"]).is_file()
-    from qgis.core import QgsGraduatedSymbolRenderer
-
-    from geo_dfm_qgis.layers import result_layers
-
-    ((styled, visible),) = result_layers(
-        "search", {"outputs": {"results": result["OUTPUT"]}, "query": "water"}
-    )
-    assert styled.isValid() and visible and styled.name() == "search: water"
-    assert isinstance(styled.renderer(), QgsGraduatedSymbolRenderer) and styled.labelsEnabled()
+    assert Path(result["INDEX"]).is_dir() and any(Path(result["INDEX"]).iterdir())  # reused by later searches
+    ((loaded,),) = project_groups().values()
+    assert loaded.name() == "search: water" and loaded.featureCount() == len(ranks) and loaded.labelsEnabled()

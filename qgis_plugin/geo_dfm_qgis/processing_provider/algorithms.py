@@ -1,5 +1,11 @@
-"""Processing algorithms: each builds a geo-dfm command line, runs it once with ``--progress jsonl``
-(progress and cancel through the feedback) and returns the output paths from the job's summary."""
+"""Processing algorithms: each builds a :class:`~geo_dfm_qgis.jobs.JobSpec`, runs geo-dfm once with
+``--progress jsonl`` (progress and cancel through the feedback), returns the output paths from the
+job's summary and has Processing load the styled result layers where it loads results.
+
+Choices (methods, presets, models) come from the capabilities the last geo-dfm worker reported, as
+static strings: ``PRESET=landcover``, ``METHOD=selo``, ``MODEL=toy`` work in ``processing.run`` and
+``qgis_process``. A cancelled run raises, so ``qgis_process`` exits non-zero.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,10 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingOutputFolder,
+    QgsProcessingOutputMultipleLayers,
     QgsProcessingOutputRasterLayer,
     QgsProcessingOutputVectorLayer,
+    QgsProcessingParameterBand,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
@@ -28,83 +36,170 @@ from qgis.core import (
 )
 
 from geo_dfm_qgis import settings
-from geo_dfm_qgis.jobs import LABEL_PRESETS, ChipChoice, ModelChoice, split_lines
+from geo_dfm_qgis.i18n import tr
+from geo_dfm_qgis.jobs import ChipChoice, JobSpec, ModelChoice, split_labels, split_lines
+from geo_dfm_qgis.layers import result_group
+from geo_dfm_qgis.links import help_url
+from geo_dfm_qgis.processing_provider.loading import load_on_completion
+from geo_dfm_qgis.sources import bands_text, layer_problem, shown_bands
 from geo_dfm_qgis.worker_client import WorkerError, run_once
+
+GROUPS = {
+    "maps": "Maps from text",
+    "retrieval": "Retrieval",
+    "preparation": "Data preparation",
+}
 
 
 class GeoDfmAlgorithm(QgsProcessingAlgorithm):
-    """Shared parameters (model, chipping) and the one-shot run of the geo-dfm CLI."""
+    """Shared parameters (model, chipping), the one-shot run of the geo-dfm CLI, result loading."""
 
-    command = ""
+    job = ""
+    group_key = "maps"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.capabilities = settings.capabilities()
 
     def createInstance(self):
         return type(self)()
 
     def name(self) -> str:
-        return self.command
+        return self.job
 
     def group(self) -> str:
-        return ""
+        return tr(GROUPS[self.group_key])
 
     def groupId(self) -> str:
-        return ""
+        return self.group_key
+
+    def helpUrl(self) -> str:
+        return help_url(f"processing-{self.job}")
 
     # --- parameters ---------------------------------------------------------------------------
-    def _advanced(self, parameter: QgsProcessingParameterDefinition) -> None:
-        parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+    def add(
+        self, parameter: QgsProcessingParameterDefinition, help_text: str = "", advanced: bool = False
+    ) -> None:
+        """Add a parameter with its help text (shown in the algorithm dialog and ``qgis_process help``)."""
+        parameter.setHelp(help_text or parameter.description())
+        if advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(parameter)
 
-    def add_model_parameters(self) -> None:
-        self.addParameter(
-            QgsProcessingParameterString(
-                "MODEL", "Model (registry name or open_clip architecture; empty = default)", "", optional=True
-            )
+    def choice(
+        self, name: str, description: str, options: tuple, default: str | None, help_text: str
+    ) -> None:
+        """An enum whose values are its option strings (``PRESET=landcover``)."""
+        options = [str(o) for o in options]
+        parameter = QgsProcessingParameterEnum(
+            name,
+            description,
+            options,
+            allowMultiple=False,
+            defaultValue=default if default in options else None,
+            optional=default is None or default not in options,
+            usesStaticStrings=True,
         )
-        self._advanced(
+        self.add(parameter, help_text)
+
+    def add_model_parameters(self) -> None:
+        names = self.capabilities.model_names
+        default = settings.default_model() or None
+        self.choice(
+            "MODEL",
+            tr("Model"),
+            names,
+            default,
+            tr(
+                "A registered model (geo-dfm models list). Empty: geo-dfm's default model. Models: {names}."
+            ).format(names=", ".join(names)),
+        )
+        self.add(
+            QgsProcessingParameterString(
+                "ARCHITECTURE", tr("open_clip architecture (instead of Model)"), "", optional=True
+            ),
+            tr("For custom weights of an architecture that is not registered, e.g. ViT-B-32."),
+            advanced=True,
+        )
+        self.add(
             QgsProcessingParameterFile(
                 "WEIGHTS",
-                "Custom weights (.pt/.pth/.safetensors)",
+                tr("Custom weights (.pt/.pth/.safetensors)"),
                 optional=True,
                 fileFilter="Checkpoints (*.pt *.pth *.bin *.safetensors)",
-            )
+            ),
+            tr("A checkpoint file for the model or architecture."),
+            advanced=True,
         )
-        self._advanced(
+        self.add(
             QgsProcessingParameterFile(
-                "ADAPTER", "Adapter folder (peft)", QgsProcessingParameterFile.Behavior.Folder, optional=True
-            )
+                "ADAPTER",
+                tr("Adapter folder (peft)"),
+                QgsProcessingParameterFile.Behavior.Folder,
+                optional=True,
+            ),
+            tr("A fine-tuned adapter applied on top of the model."),
+            advanced=True,
         )
-        self._advanced(
-            QgsProcessingParameterString("DEVICE", "Device (auto, cpu, cuda, cuda:N, mps)", "auto")
+        self.add(
+            QgsProcessingParameterString("DEVICE", tr("Device"), "auto"),
+            tr("Where the model runs: auto, cpu, cuda, cuda:N or mps."),
+            advanced=True,
         )
 
-    def add_chip_parameters(
-        self, size_label: str = "Chip size (224 px or 100m; empty = model input size)"
-    ) -> None:
-        self.addParameter(QgsProcessingParameterString("CHIP_SIZE", size_label, "", optional=True))
-        self.addParameter(
-            QgsProcessingParameterString("OVERLAP", "Overlap (0.25, 25%, 32px or 10m)", "0.25", optional=True)
+    def add_chip_parameters(self, size_default: str = "", multiple_inputs: bool = False) -> None:
+        caps, job = self.capabilities, self.job
+        self.add(
+            QgsProcessingParameterString("CHIP_SIZE", tr("Chip size"), size_default, optional=True),
+            caps.help(job, "chips.chip_size")
+            or tr("Pixels (224) or metres (100m); empty = the model's input size."),
         )
-        self.addParameter(
+        self.add(
+            QgsProcessingParameterString("OVERLAP", tr("Overlap"), "0.25", optional=True),
+            caps.help(job, "chips.overlap")
+            or tr("Fraction (0.25), percent (25%), pixels (32px) or metres (10m)."),
+        )
+        self.add(
             QgsProcessingParameterNumber(
                 "GSD",
-                "Resample to this GSD (m/px; 0 = native)",
+                tr("Resample to this GSD (m/px; 0 = native)"),
                 QgsProcessingParameterNumber.Type.Double,
                 0.0,
                 optional=True,
                 minValue=0.0,
-            )
+            ),
+            caps.help(job, "chips.gsd") or tr("Ground resolution the scene is resampled to first."),
         )
-        self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent (area of interest)", optional=True))
+        bands_help = tr(
+            "The bands the model sees as red, green, blue (or one band as grey). Empty: the bands the "
+            "project layer's style shows, else geo-dfm's choice (colour interpretation, else 1, 2, 3)."
+        )
+        if multiple_inputs:
+            self.add(
+                QgsProcessingParameterString("BANDS", tr("Bands (R,G,B)"), "", optional=True), bands_help
+            )
+        else:
+            self.add(
+                QgsProcessingParameterBand(
+                    "BANDS", tr("Bands (R, G, B)"), None, "INPUT", optional=True, allowMultiple=True
+                ),
+                bands_help,
+            )
+        self.add(
+            QgsProcessingParameterExtent("EXTENT", tr("Extent (area of interest)"), optional=True),
+            tr("Only chips inside this extent are processed (any CRS; reprojected to the scene)."),
+        )
 
-    def model_argv(self, parameters: dict[str, Any], context) -> list[str]:
+    def model_choice(self, parameters: dict[str, Any], context) -> ModelChoice:
+        architecture = self.parameterAsString(parameters, "ARCHITECTURE", context).strip()
         return ModelChoice(
-            name=self.parameterAsString(parameters, "MODEL", context).strip(),
+            name=architecture or self.parameterAsEnumString(parameters, "MODEL", context),
             weights=self.parameterAsFile(parameters, "WEIGHTS", context),
             adapter=self.parameterAsFile(parameters, "ADAPTER", context),
             device=self.parameterAsString(parameters, "DEVICE", context).strip() or "auto",
-        ).argv()
+        )
 
-    def chip_argv(self, parameters: dict[str, Any], context, layer: QgsRasterLayer) -> list[str]:
+    def chip_choice(self, parameters: dict[str, Any], context, layer: QgsRasterLayer) -> ChipChoice:
         aoi = ""
         if parameters.get("EXTENT") not in (None, ""):
             extent = self.parameterAsExtent(parameters, "EXTENT", context, layer.crs())
@@ -117,8 +212,26 @@ class GeoDfmAlgorithm(QgsProcessingAlgorithm):
             chip_size=self.parameterAsString(parameters, "CHIP_SIZE", context),
             overlap=self.parameterAsString(parameters, "OVERLAP", context),
             gsd=self.parameterAsDouble(parameters, "GSD", context) or None,
+            bands=self.bands(parameters, context, layer),
             aoi=aoi,
-        ).argv()
+        )
+
+    def bands(self, parameters: dict[str, Any], context, layer: QgsRasterLayer) -> str:
+        definition = self.parameterDefinition("BANDS")
+        if isinstance(definition, QgsProcessingParameterBand):
+            chosen = tuple(self.parameterAsInts(parameters, "BANDS", context))
+        else:
+            text = self.parameterAsString(parameters, "BANDS", context)
+            try:
+                chosen = tuple(int(part) for part in text.split(",") if part.strip())
+            except ValueError:
+                raise QgsProcessingException(tr("Bands: give band numbers, e.g. 4,3,2")) from None
+        if chosen and len(chosen) not in (1, 3):
+            raise QgsProcessingException(tr("Bands: choose one band (grey) or three (red, green, blue)"))
+        project = context.project()
+        if not chosen and project is not None and project.mapLayer(layer.id()) is layer:
+            chosen = shown_bands(layer)  # a project layer: what its style shows
+        return bands_text(chosen)
 
     def scene(self, parameters: dict[str, Any], name: str, context) -> QgsRasterLayer:
         layer = self.parameterAsRasterLayer(parameters, name, context)
@@ -128,194 +241,246 @@ class GeoDfmAlgorithm(QgsProcessingAlgorithm):
 
     @staticmethod
     def check_file_layer(layer: QgsRasterLayer) -> QgsRasterLayer:
-        if layer.providerType() != "gdal":
-            raise QgsProcessingException(
-                f"{layer.name()}: geo-dfm reads raster files; save this {layer.providerType()} layer "
-                "to a GeoTIFF first (Export → Save As)"
-            )
+        problem = layer_problem(layer)
+        if problem:
+            raise QgsProcessingException(problem)
         return layer
 
     @staticmethod
-    def output_folder(path: str) -> list[str]:
-        """``-o`` for a folder output; an empty folder or a previous geo-dfm output may be replaced."""
-        previous_output = os.path.exists(os.path.join(path, "summary.json"))
-        if os.path.isdir(path) and os.listdir(path) and not previous_output:
+    def may_replace(path: str) -> bool:
+        """Whether geo-dfm may replace ``path``: absent, an empty folder, or an earlier geo-dfm output."""
+        if not os.path.exists(path):
+            return False
+        if (
+            os.path.isdir(path)
+            and os.listdir(path)
+            and not os.path.exists(os.path.join(path, "summary.json"))
+        ):
             raise QgsProcessingException(
-                f"{path}: the output folder is not empty; choose a new or empty folder"
+                tr("{path}: the output folder is not empty; choose a new or empty folder").format(path=path)
             )
-        return ["-o", path, *(["--overwrite"] if os.path.exists(path) else [])]
+        return True
 
     # --- running ------------------------------------------------------------------------------
-    def run_geo_dfm(self, argv: list[str], feedback) -> dict[str, Any]:
-        """Run ``geo-dfm <argv> --progress jsonl``; returns the summary, raises on failure."""
+    def run_geo_dfm(self, spec: JobSpec, feedback) -> list[dict[str, Any]]:
+        """Run every call of ``spec``; returns their summaries, raises on failure or cancel."""
         try:
             command = settings.geo_dfm_command()
         except WorkerError as exc:
             raise QgsProcessingException(str(exc)) from exc
-        feedback.pushCommandInfo(" ".join([*command, *argv]))
+        calls = spec.calls()
+        summaries = []
+        for index, call in enumerate(calls):
+            argv = ["-v", *call.argv, "--progress", "jsonl"]
+            feedback.pushCommandInfo(" ".join([*command, *argv]))
 
-        def on_event(event: dict[str, Any]) -> None:
-            kind = event.get("event")
-            if kind == "progress" and event.get("fraction") is not None:
-                feedback.setProgress(100.0 * float(event["fraction"]))
-            elif kind == "stage":
-                feedback.setProgressText(str(event.get("stage", "")))
-            elif kind == "log":
-                feedback.pushInfo(f"{event.get('level', '')}: {event.get('message', '')}")
+            def on_event(event: dict[str, Any], index: int = index) -> None:
+                kind = event.get("event")
+                if kind == "progress" and event.get("fraction") is not None:
+                    feedback.setProgress(100.0 * (index + float(event["fraction"])) / len(calls))
+                elif kind == "stage":
+                    feedback.setProgressText(str(event.get("stage", "")))
+                elif kind == "log":
+                    feedback.pushInfo(f"{event.get('level', '')}: {event.get('message', '')}")
 
-        try:
-            outcome = run_once(command, ["-v", *argv, "--progress", "jsonl"], on_event, feedback.isCanceled)
-        except WorkerError as exc:
-            raise QgsProcessingException(str(exc)) from exc
-        if outcome.cancelled:
-            feedback.pushInfo("cancelled")
-            return {}
-        if not outcome.ok:
-            raise QgsProcessingException(f"geo-dfm failed (exit code {outcome.code}): {outcome.message}")
-        return outcome.summary or {}
+            try:
+                outcome = run_once(command, argv, on_event, feedback.isCanceled)
+            except WorkerError as exc:
+                raise QgsProcessingException(str(exc)) from exc
+            if outcome.cancelled:
+                raise QgsProcessingException(tr("Cancelled: geo-dfm stopped and removed its partial output."))
+            if not outcome.ok:
+                raise QgsProcessingException(
+                    tr("geo-dfm failed (exit code {code}): {message}").format(
+                        code=outcome.code, message=outcome.message
+                    )
+                )
+            summaries.append(outcome.summary or {})
+        return summaries
+
+    def load_results(self, context, title: str, summary: dict[str, Any]) -> None:
+        """Styled result layers for Processing to load after the run (where it loads results)."""
+        load_on_completion(context, result_group(self.job, title, summary))
 
 
 class LocalizeAlgorithm(GeoDfmAlgorithm):
-    command = "localize"
+    job = "localize"
 
     def displayName(self) -> str:
-        return "Localize (text-query heatmaps)"
+        return tr("Localize (text-query heatmaps)")
 
     def shortHelpString(self) -> str:
-        return (
-            "Semantic localization: one heatmap (COG, band 1 normalised score, band 2 mean cosine "
-            "similarity) per text query, plus polygons of the hot regions. Queries: one per line."
+        return tr(
+            "Semantic localization: one heatmap per text query (COG; band 1 normalised score 0–1, band 2 "
+            "mean cosine similarity) and polygons of the hot regions. Queries: one per line. The layers "
+            "load styled: a colour ramp fading low scores to transparent, one hot-region layer per query."
         )
 
     def initAlgorithm(self, config=None) -> None:
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Scene"))
-        self.addParameter(QgsProcessingParameterString("QUERIES", "Queries (one per line)", multiLine=True))
-        self.addParameter(
+        self.add(
+            QgsProcessingParameterRasterLayer("INPUT", tr("Scene")), tr("The raster to analyse (a file).")
+        )
+        self.add(
+            QgsProcessingParameterString("QUERIES", tr("Queries (one per line)"), multiLine=True),
+            tr("What to look for, e.g. 'airport runway'; one heatmap per line."),
+        )
+        methods = self.capabilities.choices("localize", "method")
+        if methods:
+            self.choice(
+                "METHOD",
+                tr("Method"),
+                methods,
+                str(methods[0]),
+                self.capabilities.help("localize", "method")
+                or tr("blend: georeferenced chips blended with weights; selo: the reference SeLo map."),
+            )
+        self.add(
             QgsProcessingParameterNumber(
                 "REGION_THRESHOLD",
-                "Region threshold (normalised score)",
+                tr("Region threshold (normalised score)"),
                 QgsProcessingParameterNumber.Type.Double,
                 0.5,
                 minValue=0.0,
                 maxValue=1.0,
-            )
+            ),
+            tr("Pixels scoring above this form the hot regions."),
         )
         self.add_model_parameters()
         self.add_chip_parameters()
-        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Output folder"))
-        self.addOutput(QgsProcessingOutputRasterLayer("HEATMAP", "Heatmap (first query)"))
+        self.add(
+            QgsProcessingParameterFolderDestination("OUTPUT", tr("Output folder")),
+            tr("Where geo-dfm writes."),
+        )
+        self.addOutput(QgsProcessingOutputRasterLayer("HEATMAP", tr("Heatmap (first query)")))
+        self.addOutput(QgsProcessingOutputMultipleLayers("HEATMAPS", tr("Heatmaps (one per query)")))
         self.addOutput(
             QgsProcessingOutputVectorLayer(
-                "REGIONS", "Hot regions", QgsProcessing.SourceType.TypeVectorPolygon
+                "REGIONS", tr("Hot regions"), QgsProcessing.SourceType.TypeVectorPolygon
             )
         )
-        self.addOutput(QgsProcessingOutputFile("SUMMARY", "Summary (JSON)"))
+        self.addOutput(QgsProcessingOutputFile("SUMMARY", tr("Summary (JSON)")))
 
     def processAlgorithm(self, parameters, context, feedback):
         layer = self.scene(parameters, "INPUT", context)
         queries = split_lines(self.parameterAsString(parameters, "QUERIES", context))
         if not queries:
-            raise QgsProcessingException("Queries: give at least one query")
+            raise QgsProcessingException(tr("Queries: give at least one query"))
         output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
-        threshold = self.parameterAsDouble(parameters, "REGION_THRESHOLD", context)
-        argv = [
-            "localize",
-            layer.source(),
-            *queries,
-            *self.output_folder(output),
-            "--region-threshold",
-            repr(threshold),
-            *self.chip_argv(parameters, context, layer),
-            *self.model_argv(parameters, context),
-        ]
-        summary = self.run_geo_dfm(argv, feedback)
-        if not summary:
-            return {}
+        spec = JobSpec(
+            mode="localize",
+            scenes=(layer.source(),),
+            output=output,
+            queries=queries,
+            method=self.parameterAsEnumString(parameters, "METHOD", context)
+            if self.parameterDefinition("METHOD")
+            else "",
+            region_threshold=self.parameterAsDouble(parameters, "REGION_THRESHOLD", context),
+            overwrite=self.may_replace(output),
+            model=self.model_choice(parameters, context),
+            chips=self.chip_choice(parameters, context, layer),
+        )
+        (summary,) = self.run_geo_dfm(spec, feedback)
         outputs = summary["outputs"]
         heatmaps = list(outputs.get("heatmaps", {}).values())
+        regions = f"{outputs['regions']}|layername=regions" if outputs.get("regions") else None
+        self.load_results(context, tr("geo-dfm localize: {q}").format(q=", ".join(queries)), summary)
         return {
             "OUTPUT": output,
             "HEATMAP": heatmaps[0] if heatmaps else None,
-            "REGIONS": f"{outputs['regions']}|layername=regions" if outputs.get("regions") else None,
+            "HEATMAPS": heatmaps,
+            "REGIONS": regions,
             "SUMMARY": outputs.get("summary"),
         }
 
 
 class ClassifyAlgorithm(GeoDfmAlgorithm):
-    command = "classify"
-    PRESETS = ("(labels below)", *LABEL_PRESETS)
+    job = "classify"
 
     def displayName(self) -> str:
-        return "Classify (zero-shot labels)"
+        return tr("Classify (zero-shot labels)")
 
     def shortHelpString(self) -> str:
-        return (
-            "Zero-shot land-cover label for every chip: a class raster with a colour table, class "
-            "probabilities and label polygons. Give labels (comma-separated or one per line) or a preset."
+        return tr(
+            "Zero-shot label for every chip: a class raster with a colour table, class probabilities and "
+            "label polygons. Give labels (comma-separated or one per line) or a preset. The layers load "
+            "styled: the class raster semi-transparent under labelled region polygons."
         )
 
     def initAlgorithm(self, config=None) -> None:
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Scene"))
-        self.addParameter(
+        caps = self.capabilities
+        self.add(
+            QgsProcessingParameterRasterLayer("INPUT", tr("Scene")), tr("The raster to classify (a file).")
+        )
+        self.add(
             QgsProcessingParameterString(
-                "LABELS", "Labels (comma-separated or one per line)", multiLine=True, optional=True
-            )
+                "LABELS", tr("Labels (comma-separated or one per line)"), multiLine=True, optional=True
+            ),
+            tr("Your classes, e.g. water, forest, town (at least two), or leave empty and choose a preset."),
         )
-        self.addParameter(
-            QgsProcessingParameterEnum("PRESET", "Label preset", list(self.PRESETS), defaultValue=0)
+        preset_help = "; ".join(
+            f"{name}: {', '.join(labels[:6])}{'…' if len(labels) > 6 else ''}" if labels else name
+            for name, labels in caps.presets.items()
         )
-        self.addParameter(
+        self.choice(
+            "PRESET",
+            tr("Label preset"),
+            caps.preset_names,
+            None,
+            tr("A ready-made class list: {p}").format(p=preset_help),
+        )
+        self.add(
             QgsProcessingParameterNumber(
                 "MIN_CONFIDENCE",
-                "Minimum confidence (below: unlabelled)",
+                tr("Minimum confidence (below: unlabelled)"),
                 QgsProcessingParameterNumber.Type.Double,
                 0.0,
                 minValue=0.0,
                 maxValue=1.0,
-            )
+            ),
+            tr("Chips whose best class probability is lower stay unlabelled."),
         )
         self.add_model_parameters()
         self.add_chip_parameters()
-        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Output folder"))
-        self.addOutput(QgsProcessingOutputRasterLayer("CLASSES", "Class raster"))
-        self.addOutput(QgsProcessingOutputRasterLayer("PROBABILITIES", "Class probabilities"))
+        self.add(
+            QgsProcessingParameterFolderDestination("OUTPUT", tr("Output folder")),
+            tr("Where geo-dfm writes."),
+        )
+        self.addOutput(QgsProcessingOutputRasterLayer("CLASSES", tr("Class raster")))
+        self.addOutput(QgsProcessingOutputRasterLayer("PROBABILITIES", tr("Class probabilities")))
         self.addOutput(
             QgsProcessingOutputVectorLayer(
-                "REGIONS", "Label regions", QgsProcessing.SourceType.TypeVectorPolygon
+                "REGIONS", tr("Label regions"), QgsProcessing.SourceType.TypeVectorPolygon
             )
         )
         self.addOutput(
-            QgsProcessingOutputVectorLayer("CHIPS", "Chip labels", QgsProcessing.SourceType.TypeVectorPolygon)
+            QgsProcessingOutputVectorLayer(
+                "CHIPS", tr("Chip labels"), QgsProcessing.SourceType.TypeVectorPolygon
+            )
         )
-        self.addOutput(QgsProcessingOutputFile("SUMMARY", "Summary (JSON)"))
+        self.addOutput(QgsProcessingOutputFile("SUMMARY", tr("Summary (JSON)")))
 
     def processAlgorithm(self, parameters, context, feedback):
         layer = self.scene(parameters, "INPUT", context)
-        text = self.parameterAsString(parameters, "LABELS", context)
-        labels = [label.strip() for line in split_lines(text) for label in line.split(",") if label.strip()]
-        preset_index = self.parameterAsEnum(parameters, "PRESET", context)
-        if preset_index > 0:
-            texts = ["--preset", self.PRESETS[preset_index]]
-        elif len(labels) >= 2:
-            texts = ["--labels", ",".join(labels)]
-        else:
-            raise QgsProcessingException("Labels: give at least two labels or choose a preset")
+        labels = split_labels(self.parameterAsString(parameters, "LABELS", context))
+        preset = self.parameterAsEnumString(parameters, "PRESET", context)
+        if not preset and len(labels) < 2:
+            raise QgsProcessingException(tr("Labels: give at least two labels or choose a preset"))
         output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
-        argv = [
-            "classify",
-            layer.source(),
-            *self.output_folder(output),
-            *texts,
-            "--min-confidence",
-            repr(self.parameterAsDouble(parameters, "MIN_CONFIDENCE", context)),
-            *self.chip_argv(parameters, context, layer),
-            *self.model_argv(parameters, context),
-        ]
-        summary = self.run_geo_dfm(argv, feedback)
-        if not summary:
-            return {}
+        spec = JobSpec(
+            mode="classify",
+            scenes=(layer.source(),),
+            output=output,
+            labels=() if preset else labels,
+            preset=preset,
+            min_confidence=self.parameterAsDouble(parameters, "MIN_CONFIDENCE", context),
+            overwrite=self.may_replace(output),
+            model=self.model_choice(parameters, context),
+            chips=self.chip_choice(parameters, context, layer),
+        )
+        (summary,) = self.run_geo_dfm(spec, feedback)
         outputs = summary["outputs"]
         vectors = outputs.get("vectors")
+        self.load_results(context, tr("geo-dfm classify: {t}").format(t=preset or ", ".join(labels)), summary)
         return {
             "OUTPUT": output,
             "CLASSES": outputs.get("classes"),
@@ -327,101 +492,113 @@ class ClassifyAlgorithm(GeoDfmAlgorithm):
 
 
 class SearchAlgorithm(GeoDfmAlgorithm):
-    command = "search"
+    job = "search"
+    group_key = "retrieval"
 
     def displayName(self) -> str:
-        return "Search (text-to-image retrieval)"
+        return tr("Search (text-to-image retrieval)")
 
     def shortHelpString(self) -> str:
-        return (
+        return tr(
             "Finds the chips of one or more scenes that best match a text query and writes their "
-            "footprints (rank, scene, score) to a GeoPackage. Chip embeddings are kept in an index "
-            "beside the output and reused by later searches."
+            "footprints (rank, scene, score) to a GeoPackage; they load as ranked footprints labelled "
+            "'#rank score'. Chip embeddings are kept in an index beside the output and reused."
         )
 
     def initAlgorithm(self, config=None) -> None:
-        self.addParameter(
-            QgsProcessingParameterMultipleLayers("INPUTS", "Scenes", QgsProcessing.SourceType.TypeRaster)
+        self.add(
+            QgsProcessingParameterMultipleLayers("INPUTS", tr("Scenes"), QgsProcessing.SourceType.TypeRaster),
+            tr("The rasters to search (files)."),
         )
-        self.addParameter(QgsProcessingParameterString("QUERY", "Query"))
-        self.addParameter(
+        self.add(
+            QgsProcessingParameterString("QUERY", tr("Query")),
+            tr("What to find, e.g. 'a harbour with boats'."),
+        )
+        self.add(
             QgsProcessingParameterNumber(
-                "TOP_K", "Number of results", QgsProcessingParameterNumber.Type.Integer, 20, minValue=1
-            )
+                "TOP_K", tr("Number of results"), QgsProcessingParameterNumber.Type.Integer, 20, minValue=1
+            ),
+            tr("How many best-matching chips to return."),
         )
         self.add_model_parameters()
-        self.add_chip_parameters()
-        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Results", "GeoPackage (*.gpkg)"))
+        self.add_chip_parameters(multiple_inputs=True)
+        self.add(
+            QgsProcessingParameterFileDestination("OUTPUT", tr("Results"), "GeoPackage (*.gpkg)"),
+            tr("The GeoPackage of result footprints."),
+        )
         self.addOutput(
             QgsProcessingOutputVectorLayer(
-                "RESULTS", "Search results", QgsProcessing.SourceType.TypeVectorPolygon
+                "RESULTS", tr("Search results"), QgsProcessing.SourceType.TypeVectorPolygon
             )
         )
-        self.addOutput(QgsProcessingOutputFile("INDEX", "Embedding index"))
+        self.addOutput(QgsProcessingOutputFolder("INDEX", tr("Embedding index (folder)")))
 
     def processAlgorithm(self, parameters, context, feedback):
         layers = [
             self.check_file_layer(layer) for layer in self.parameterAsLayerList(parameters, "INPUTS", context)
         ]
         if not layers:
-            raise QgsProcessingException("Scenes: choose at least one raster layer")
+            raise QgsProcessingException(tr("Scenes: choose at least one raster layer"))
         query = self.parameterAsString(parameters, "QUERY", context).strip()
         if not query:
-            raise QgsProcessingException("Query: type what to search for")
+            raise QgsProcessingException(tr("Query: type what to search for"))
         output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
-        argv = [
-            "search",
-            *(layer.source() for layer in layers),
-            query,
-            "-o",
-            output,
-            *(["--overwrite"] if os.path.exists(output) else []),
-            "--top-k",
-            str(self.parameterAsInt(parameters, "TOP_K", context)),
-            *self.chip_argv(parameters, context, layers[0]),
-            *self.model_argv(parameters, context),
-        ]
-        summary = self.run_geo_dfm(argv, feedback)
-        if not summary:
-            return {}
+        spec = JobSpec(
+            mode="search",
+            scenes=tuple(layer.source() for layer in layers),
+            output=output,
+            queries=(query,),
+            top_k=self.parameterAsInt(parameters, "TOP_K", context),
+            overwrite=os.path.exists(output),
+            search_file=True,
+            model=self.model_choice(parameters, context),
+            chips=self.chip_choice(parameters, context, layers[0]),
+        )
+        (summary,) = self.run_geo_dfm(spec, feedback)
         outputs = summary["outputs"]
-        return {
-            "OUTPUT": outputs.get("results", output),
-            "RESULTS": f"{outputs.get('results', output)}|layername=results",
-            "INDEX": outputs.get("index"),
-        }
+        results = outputs.get("results", output)
+        self.load_results(context, tr("geo-dfm search: {q}").format(q=query), {**summary, "query": query})
+        return {"OUTPUT": results, "RESULTS": f"{results}|layername=results", "INDEX": outputs.get("index")}
 
 
 class ChipSceneAlgorithm(GeoDfmAlgorithm):
-    command = "chips"
+    job = "chips"
+    group_key = "preparation"
 
     def displayName(self) -> str:
-        return "Chip scene"
+        return tr("Chip scene")
 
     def shortHelpString(self) -> str:
-        return "Cuts a scene into georeferenced chips (GeoTIFF) and writes an index GeoPackage of their footprints."
+        return tr(
+            "Cuts a scene into georeferenced chips (GeoTIFF) and writes an index GeoPackage of their "
+            "footprints, which loads as outlines."
+        )
 
     def initAlgorithm(self, config=None) -> None:
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Scene"))
-        self.add_chip_parameters("Chip size (224 px or 100m)")
-        self.parameterDefinition("CHIP_SIZE").setDefaultValue("224")
-        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Output folder"))
-        self.addOutput(QgsProcessingOutputFolder("CHIPS", "Chips folder"))
+        self.add(QgsProcessingParameterRasterLayer("INPUT", tr("Scene")), tr("The raster to cut (a file)."))
+        self.add_chip_parameters(size_default="224")
+        self.add(
+            QgsProcessingParameterFolderDestination("OUTPUT", tr("Output folder")),
+            tr("Where geo-dfm writes."),
+        )
+        self.addOutput(QgsProcessingOutputFolder("CHIPS", tr("Chips folder")))
         self.addOutput(
-            QgsProcessingOutputVectorLayer("INDEX", "Chip index", QgsProcessing.SourceType.TypeVectorPolygon)
+            QgsProcessingOutputVectorLayer(
+                "INDEX", tr("Chip index"), QgsProcessing.SourceType.TypeVectorPolygon
+            )
         )
 
     def processAlgorithm(self, parameters, context, feedback):
         layer = self.scene(parameters, "INPUT", context)
         output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
-        argv = [
-            "chips",
-            layer.source(),
-            *self.output_folder(output),
-            *self.chip_argv(parameters, context, layer),
-        ]
-        summary = self.run_geo_dfm(argv, feedback)
-        if not summary:
-            return {}
+        spec = JobSpec(
+            mode="chips",
+            scenes=(layer.source(),),
+            output=output,
+            overwrite=self.may_replace(output),
+            chips=self.chip_choice(parameters, context, layer),
+        )
+        (summary,) = self.run_geo_dfm(spec, feedback)
         outputs = summary.get("outputs", {})
+        self.load_results(context, tr("geo-dfm chips: {name}").format(name=layer.name()), summary)
         return {"OUTPUT": output, "CHIPS": outputs.get("chips", output), "INDEX": outputs.get("index")}

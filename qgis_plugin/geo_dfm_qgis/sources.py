@@ -1,0 +1,68 @@
+"""Which raster layers geo-dfm can read, and which bands the map shows as red, green and blue.
+
+geo-dfm runs in another process: it can open files and GDAL virtual paths that name something on
+disk or on the network, but not QGIS's in-memory datasets (``/vsimem``) or non-GDAL layers (WMS,
+XYZ, PostGIS rasters).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from qgis.core import (
+    QgsMapLayer,
+    QgsMultiBandColorRenderer,
+    QgsPalettedRasterRenderer,
+    QgsRasterLayer,
+    QgsSingleBandGrayRenderer,
+    QgsSingleBandPseudoColorRenderer,
+)
+
+from geo_dfm_qgis.i18n import tr
+
+_GDAL_PREFIX = re.compile(r"^[A-Za-z0-9_]{2,}:")  # e.g. NETCDF:"file.nc":var, not a drive letter
+
+
+def source_problem(source: str, name: str) -> str:
+    """Why geo-dfm cannot read the GDAL source ``source`` of layer ``name`` ('' when it can)."""
+    path = source.split("|", 1)[0]
+    if path.startswith("/vsimem/"):
+        return tr("{name} exists only in QGIS's memory (/vsimem); save it as a GeoTIFF first").format(
+            name=name
+        )
+    if path.startswith("/vsi") or os.path.exists(path) or _GDAL_PREFIX.match(path):
+        return ""
+    return tr("{name}: the file {path} does not exist").format(name=name, path=path)
+
+
+def layer_problem(layer: QgsMapLayer | None) -> str:
+    """Why geo-dfm cannot read ``layer`` ('' when it can)."""
+    if not isinstance(layer, QgsRasterLayer) or not layer.isValid():
+        return tr("choose a raster layer")
+    if layer.providerType() != "gdal":
+        return tr(
+            "{name} is a {provider} layer; geo-dfm reads raster files: save it as a GeoTIFF first "
+            "(Export → Save As…)"
+        ).format(name=layer.name(), provider=layer.providerType())
+    return source_problem(layer.source(), layer.name())
+
+
+def shown_bands(layer: QgsMapLayer | None) -> tuple[int, ...]:
+    """The 1-based bands the layer's style shows as (red, green, blue), or (grey,); () if unknown."""
+    if not isinstance(layer, QgsRasterLayer):
+        return ()
+    renderer = layer.renderer()
+    if isinstance(renderer, QgsMultiBandColorRenderer):
+        bands = (renderer.redBand(), renderer.greenBand(), renderer.blueBand())
+        return bands if all(band > 0 for band in bands) else ()
+    if isinstance(renderer, QgsSingleBandGrayRenderer):
+        return (renderer.grayBand(),) if renderer.grayBand() > 0 else ()
+    if isinstance(renderer, (QgsSingleBandPseudoColorRenderer, QgsPalettedRasterRenderer)):
+        return (renderer.band(),) if renderer.band() > 0 else ()
+    return ()
+
+
+def bands_text(bands: tuple[int, ...]) -> str:
+    """``(3, 2, 1)`` → ``"3,2,1"`` (geo-dfm's ``bands`` parameter)."""
+    return ",".join(str(band) for band in bands)
