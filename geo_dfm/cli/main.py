@@ -33,9 +33,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("geo_dfm.cli.generate:generate", "Remote-sensing images from text prompts (GeoRSSD)."),
     "worker": ("geo_dfm.cli.worker:worker", "Long-lived JSON-lines job server (used by the QGIS plugin)."),
     "finetune": (
-        "geo_dfm.cli.not_built:finetune",
-        "Fine-tune a domain model with LoRA/adapters (not built yet).",
+        "geo_dfm.cli.finetune:finetune",
+        "Fine-tune a domain model on image-text pairs (LoRA, IA3, LoHa, OFT, full, one tower).",
     ),
+    "pairs": ("geo_dfm.cli.pairs:pairs", "Training pairs from map labels, or RS filtering of generic pairs."),
     "eval": (
         "geo_dfm.cli.evaluate:evaluate",
         "Evaluate a model or maps on the paper's benchmarks (zero-shot, retrieval, AIR-SLT).",

@@ -17,6 +17,3 @@ def not_built_command(name: str, what: str) -> click.Command:
         raise click.ClickException(f"'geo-dfm {name}' is not built yet: {what.lower()} is planned work.")
 
     return command
-
-
-finetune = not_built_command("finetune", "Fine-tuning domain models with LoRA/adapters/prefix tuning")

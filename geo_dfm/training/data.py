@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from tile_tools.errors import InputError
 log = logging.getLogger(__name__)
 
 Tokenizer = Callable[[Sequence[str]], torch.Tensor]
+CACHE_BYTES = 512 * 2**20
+"""Crops of file-backed pairs kept in memory at most (uint8 at the model's input size)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -223,7 +226,12 @@ class _PrefetchingBatches:
 
 class DatasetBatches(_PrefetchingBatches):
     """Batches from a :class:`PairDataset`: per epoch one seeded permutation (:func:`epoch_permutation`),
-    consumed ``batch_size`` at a time, the remainder dropped."""
+    consumed ``batch_size`` at a time, the remainder dropped.
+
+    Decoded pairs are kept cropped to the model's input size (uint8) up to ``cache_bytes``, so later
+    epochs of a small set decode nothing; cropping a crop changes nothing, so batches are the same
+    with or without the cache.
+    """
 
     def __init__(
         self,
@@ -233,6 +241,7 @@ class DatasetBatches(_PrefetchingBatches):
         batch_size: int,
         seed: int,
         workers: int = 2,
+        cache_bytes: int = CACHE_BYTES,
     ) -> None:
         self.dataset = dataset
         self.pairs = len(dataset)
@@ -242,6 +251,9 @@ class DatasetBatches(_PrefetchingBatches):
         self.seed = seed
         self._position = {"epoch": 0, "cursor": 0}
         self._orders: dict[int, torch.Tensor] = {}
+        self._cache: dict[int, ImageTextPair | UnreadableImage] = {}
+        self._cache_left = cache_bytes
+        self._cache_lock = threading.Lock()
 
     def _order(self, epoch: int) -> torch.Tensor:
         if epoch not in self._orders:
@@ -271,10 +283,22 @@ class DatasetBatches(_PrefetchingBatches):
         return self._collate(pairs)
 
     def _load(self, index: int) -> ImageTextPair | UnreadableImage:
+        cached = self._cache.get(index)
+        if cached is not None:
+            return cached
         try:
-            return self.dataset.load(index)
+            pair = self.dataset.load(index)
+            item: ImageTextPair | UnreadableImage = ImageTextPair(
+                self.preprocess.crop(pair.image), pair.caption, pair.group
+            )
         except UnreadableImage as error:
-            return error
+            item = error
+        size = item.image.nbytes if isinstance(item, ImageTextPair) else 0
+        with self._cache_lock:
+            if size <= self._cache_left:
+                self._cache[index] = item
+                self._cache_left -= size
+        return item
 
 
 class StreamBatches(_PrefetchingBatches):
