@@ -17,23 +17,18 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
-import warnings
-from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import rasterio
 import rasterio.shutil
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from tile_tools.atomic import atomic_file
 from tile_tools.blocks import RowMajorTiling
 from tile_tools.colormaps import apply_colormap
 from tile_tools.errors import InputError
 from tile_tools.pixel_grid import PixelGrid
+from tile_tools.staged_output import StagedOutput
 
 #: Default long side (pixels) of overlay and preview PNGs.
 DEFAULT_PREVIEW_SIZE = 4096
@@ -85,7 +80,7 @@ def add_weighted(first: np.ndarray, alpha: float, second: np.ndarray, beta: floa
     return np.clip(np.rint(outer), 0, 255).astype(np.uint8)
 
 
-class PreviewWriter:
+class PreviewWriter(StagedOutput):
     """An RGBA PNG of heat blocks on ``preview.grid``: ``with PreviewWriter(path, preview) as w:
     w.write(window, heat)`` — ``heat`` (h, w) in [0, 1] (NaN = invalid) at ``window`` of
     ``preview.source``, blocks in row-major tiling order.
@@ -103,7 +98,7 @@ class PreviewWriter:
         colormap: str = "jet",
         heat_weight: float = 0.3,
     ) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.preview = preview
         self.grid = preview.grid
         if background is not None and (
@@ -121,49 +116,25 @@ class PreviewWriter:
         self._first_row = 0  # first preview row still in the buffer
         self._sum = np.zeros((0, self.grid.width))
         self._count = np.zeros((0, self.grid.width), np.int64)
-        self._stack: ExitStack | None = None
-        self._dst: rasterio.io.DatasetWriter | None = None
 
-    def __enter__(self) -> PreviewWriter:
-        stack = ExitStack()
-        try:
-            self._tmp = stack.enter_context(atomic_file(self.path))
-            work = Path(
-                stack.enter_context(
-                    tempfile.TemporaryDirectory(prefix=f".{self.path.stem}.", dir=self.path.parent)
-                )
-            )
-            profile = {
-                "driver": "GTiff",
-                "width": self.grid.width,
-                "height": self.grid.height,
-                "count": 4,
-                "dtype": "uint8",
-                "photometric": "RGB",
-                "ALPHA": "YES",
-            }
-            profile.update(crs=self.grid.crs, transform=self.grid.transform)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                self._staging = work / "rgba.tif"
-                self._dst = rasterio.open(self._staging, "w", **profile)
-        except BaseException:
-            stack.close()
-            raise
-        self._stack = stack
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+    def _staging_profile(self) -> tuple[str, dict]:
+        profile = {
+            "driver": "GTiff",
+            "width": self.grid.width,
+            "height": self.grid.height,
+            "count": 4,
+            "dtype": "uint8",
+            "photometric": "RGB",
+            "ALPHA": "YES",
+            "crs": self.grid.crs,
+            "transform": self.grid.transform,
+        }
+        return "rgba.tif", profile
 
     # -- feeding -------------------------------------------------------------------------------
     def write(self, window: Window, heat: np.ndarray) -> None:
         """Add the (h, w) heat block at ``window`` of the output grid."""
-        if self._dst is None:
-            raise ValueError(f"{self.path}: writer is not open (use it in a with block)")
+        self._writer()  # fails when not open
         values = np.asarray(heat, dtype=np.float64)
         if values.ndim == 3 and values.shape[0] == 1:
             values = values[0]
@@ -192,13 +163,13 @@ class PreviewWriter:
     def _flush(self, stop: int) -> None:
         """Render and write the buffered preview rows above ``stop``."""
         n = min(stop - self._first_row, self._sum.shape[0])
-        assert self._dst is not None
+        dst = self._writer()
         for start in range(0, max(n, 0), RENDER_ROWS):  # a few rows at a time: small temporaries
             rows = slice(start, min(start + RENDER_ROWS, n))
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean = np.where(self._count[rows] > 0, self._sum[rows] / self._count[rows], np.nan)
             rgba = self._render(mean, self._first_row + start)
-            self._dst.write(rgba, window=Window(0, self._first_row + start, self.grid.width, rgba.shape[1]))
+            dst.write(rgba, window=Window(0, self._first_row + start, self.grid.width, rgba.shape[1]))
         if n > 0:
             self._sum, self._count = self._sum[n:], self._count[n:]
             self._first_row += n
@@ -215,33 +186,10 @@ class PreviewWriter:
         return np.concatenate([colours.transpose(2, 0, 1), alpha[None]], axis=0)
 
     # -- finishing -----------------------------------------------------------------------------
-    def close(self) -> Path:
-        """Render the last rows and write the PNG (done by ``with``)."""
-        if self._stack is None or self._dst is None:
-            raise ValueError(f"{self.path}: writer is not open")
-        try:
-            if not self._tiling.complete:
-                raise ValueError(f"{self.path}: the blocks written do not cover the output grid")
-            self._flush(self.grid.height)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                self._dst.close()
-                self._dst = None
-                rasterio.shutil.copy(self._staging, self._tmp, driver="PNG")
-        except BaseException:
-            self.abort()
-            raise
-        stack, self._stack = self._stack, None
-        stack.close()
-        return self.path
+    def _before_close(self) -> None:
+        if not self._tiling.complete:
+            raise ValueError(f"{self.path}: the blocks written do not cover the output grid")
+        self._flush(self.grid.height)
 
-    def abort(self) -> None:
-        """Drop everything; ``path`` is left as it was."""
-        if self._dst is not None:
-            try:
-                self._dst.close()
-            finally:
-                self._dst = None
-        if self._stack is not None:
-            stack, self._stack = self._stack, None
-            stack.__exit__(RuntimeError, RuntimeError(f"{self.path}: writing aborted"), None)
+    def _finish(self) -> None:
+        rasterio.shutil.copy(self._staging, self._tmp, driver="PNG")
