@@ -25,6 +25,13 @@ _SKYCLIP_LICENCE = "SkyScript code MIT; weights as published by the authors. Do 
 _OPENAI_LICENCE = "OpenAI CLIP weights, MIT licence."
 _LAION_LICENCE = "LAION OpenCLIP weights, MIT licence."
 _SKYSCRIPT_URL = "https://opendatasharing.s3.us-west-2.amazonaws.com/SkyScript/ckpt/"
+_FARSLIP_LICENCE = (
+    "unspecified: neither the FarSLIP weights card nor its code repository gives a licence. "
+    "Do not redistribute."
+)
+DENSE_RECOMMENDED_MAX_PATCH = 16
+"""Dense (patch-level) maps are recommended up to this patch size; coarser patches (B/32) work but the
+published methods lose about 5 mIoU against the same method on B/16 (``docs/dense.md``)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,8 @@ class ModelSpec:
     std: tuple[float, float, float] = OPENAI_STD
     templates: str = "rs105"
     download_mb: int | None = None
+    patch_size: int | None = None
+    """Pixels per patch side of a ViT image tower; ``None`` for convolutional towers and user checkpoints."""
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -70,6 +79,17 @@ class ModelSpec:
         return self.architecture.endswith("-quickgelu")
 
     @property
+    def dense(self) -> str:
+        """How the entry suits dense (patch-level) maps: ``"recommended"`` (ViT, patches of at most
+        16 px), ``"coarse"`` (ViT with larger patches), ``"unsupported"`` (no ViT tower) or
+        ``"unknown"`` (user checkpoints: the dense head checks the loaded model itself)."""
+        if self.family == "custom":
+            return "unknown"
+        if self.patch_size is None:
+            return "unsupported"
+        return "recommended" if self.patch_size <= DENSE_RECOMMENDED_MAX_PATCH else "coarse"
+
+    @property
     def source(self) -> str:
         """One line saying where the weights come from."""
         if self.hf_repo is not None:
@@ -80,6 +100,14 @@ class ModelSpec:
         if self.local == "toy":
             return "trained on this machine (geo_dfm.synthetic.ensure_toy_model)"
         return f"local file {self.local}"
+
+
+def _vit_patch(architecture: str) -> int | None:
+    """Patch size of an open_clip ``ViT-<size>-<patch>[-...]`` architecture name, None for others."""
+    parts = architecture.split("-")
+    if parts[0] != "ViT" or len(parts) < 3 or not parts[2].isdigit():
+        return None
+    return int(parts[2])
 
 
 def _georsclip(name: str, arch: str, filename: str, description: str, **extra) -> ModelSpec:
@@ -93,6 +121,7 @@ def _georsclip(name: str, arch: str, filename: str, description: str, **extra) -
         hf_repo="Zilun/GeoRSCLIP",
         filename=filename,
         templates="rs105",
+        patch_size=_vit_patch(arch),
         **extra,
     )
 
@@ -108,6 +137,7 @@ def _remoteclip(arch: str) -> ModelSpec:
         hf_repo="chendelong/RemoteCLIP",
         filename=f"RemoteCLIP-{arch}.pt",
         templates="remoteclip",
+        patch_size=_vit_patch(arch),
         notes=(
             "Built as the RemoteCLIP README does (plain open_clip architecture, GELU); the activation used "
             "in training is not documented: load_encoder(..., quick_gelu=True) tries QuickGELU."
@@ -126,6 +156,7 @@ def _skyclip(name: str, zip_name: str, arch: str, init: str, description: str) -
         url=_SKYSCRIPT_URL + zip_name,
         archive_member="epoch_20.pt",
         templates="skyclip",
+        patch_size=_vit_patch(arch),
         notes="open_clip training checkpoint (state_dict wrapper, 'module.' prefix).",
     )
 
@@ -143,6 +174,7 @@ def _clip(name: str, arch: str, tag: str, hf_repo: str, init: str, description: 
         safetensors_filename="open_clip_model.safetensors",
         pretrained_tag=tag,
         templates="rs105",
+        patch_size=_vit_patch(arch),
         notes=f"open_clip pretrained tag '{tag}' (general foundation-model baseline).",
         **extra,
     )
@@ -225,6 +257,14 @@ _SPECS: tuple[ModelSpec, ...] = (
         "OpenAI CLIP ViT-B/32: the general baseline GeoRSCLIP-B/32 starts from.",
     ),
     _clip(
+        "clip-vit-b-16-openai",
+        "ViT-B-16-quickgelu",
+        "openai",
+        "timm/vit_base_patch16_clip_224.openai",
+        "openai",
+        "OpenAI CLIP ViT-B/16: the backbone the dense-map papers report on (general baseline).",
+    ),
+    _clip(
         "clip-vit-l-14-openai",
         "ViT-L-14-quickgelu",
         "openai",
@@ -266,6 +306,25 @@ _SPECS: tuple[ModelSpec, ...] = (
         "OpenCLIP ViT-H/14 trained on LAION-2B: the baseline GeoRSCLIP-H/14 starts from.",
     ),
     ModelSpec(
+        name="farslip1-vit-b-16",
+        architecture="ViT-B-16-quickgelu",
+        description=(
+            "FarSLIP stage 1 ViT-B/16: OpenAI CLIP adapted on RS5M for fine-grained (patch-level) alignment."
+        ),
+        family="farslip",
+        init="openai",
+        licence=_FARSLIP_LICENCE,
+        hf_repo="ZhenShiL/FarSLIP",
+        filename="FarSLIP1_ViT-B-16.pt",
+        templates="rs105",
+        patch_size=16,
+        notes=(
+            "open_clip training checkpoint evaluated by its authors with the plain ViT-B-16 architecture and "
+            "QuickGELU. The stage-2 B/16 file (FarSLIP2_ViT-B-16.pt) has a Long-CLIP text tower (248 "
+            "positions) that open_clip cannot load strictly, so it is not registered."
+        ),
+    ),
+    ModelSpec(
         name="toy",
         architecture="geo-dfm-toy",
         description="Tiny CLIP trained on geo-dfm's synthetic scenes (demos and tests; not a real RS model).",
@@ -275,6 +334,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         local="toy",
         input_size=64,
         templates="rs105",
+        patch_size=8,
         notes="Weights are trained once on this machine by geo_dfm.synthetic.ensure_toy_model().",
     ),
 )

@@ -89,3 +89,28 @@ def test_the_upstream_readme_way_builds_gelu_the_pitfall():
 def test_unknown_name_lists_close_names():
     with pytest.raises(InputError, match="georsclip-vit-b-32"):
         get_model_spec("georsclip-b-32")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_patch_size_and_dense_suitability_agree_with_open_clip(name):
+    from geo_dfm.models.configs import register_builtin_configs
+
+    register_builtin_configs()
+    spec = get_model_spec(name)
+    vision = open_clip.get_model_config(spec.architecture)["vision_cfg"]
+    is_vit = not isinstance(vision.get("layers"), (list, tuple)) and "timm_model_name" not in vision
+    assert spec.patch_size == (vision["patch_size"] if is_vit else None)
+    expected = "unsupported" if not is_vit else ("recommended" if vision["patch_size"] <= 16 else "coarse")
+    assert spec.dense == expected
+
+
+def test_rs_clips_with_14_or_16_px_patches_are_registered_for_dense_maps():
+    farslip = get_model_spec("farslip1-vit-b-16")
+    assert (farslip.hf_repo, farslip.filename) == ("ZhenShiL/FarSLIP", "FarSLIP1_ViT-B-16.pt")
+    assert farslip.architecture == "ViT-B-16-quickgelu" and farslip.licence.startswith("unspecified")
+    dense = {s.name for s in list_model_specs() if s.dense == "recommended" and s.family != "clip"}
+    assert {"georsclip-vit-l-14", "georsclip-vit-h-14", "remoteclip-vit-l-14", "skyclip-vit-l-14"} <= dense
+    assert "farslip1-vit-b-16" in dense
+    assert get_model_spec("remoteclip-rn50").dense == "unsupported"
+    assert get_model_spec("georsclip-vit-b-32").dense == "coarse"
+    assert get_model_spec("clip-vit-b-16-openai").dense == "recommended"
