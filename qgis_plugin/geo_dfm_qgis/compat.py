@@ -1,7 +1,7 @@
 """The few Qt names that moved between Qt 5 (QGIS 3) and Qt 6 (QGIS 4), imported from where they live.
 
 Everything else comes from ``qgis.PyQt`` directly, with fully scoped enums (``Qt.AlignmentFlag.AlignLeft``),
-which both PyQt5 and PyQt6 accept.
+which the Qt 5 and Qt 6 bindings both accept.
 """
 
 from __future__ import annotations

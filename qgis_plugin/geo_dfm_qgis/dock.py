@@ -117,6 +117,7 @@ class GeoDfmDock(QgsDockWidget):
         self.queries.setPlaceholderText(tr("One query per line, e.g.\nairport runway\nharbour with boats"))
         self.queries.setToolTip(tr("What to look for, one text query per line"))
         self.queries.setMinimumHeight(60)
+        self.queries.setMaximumHeight(160)
         self.texts.addWidget(self.queries)
         self.texts.addWidget(self._labels_page(body))
         layout.addWidget(self.texts)

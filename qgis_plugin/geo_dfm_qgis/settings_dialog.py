@@ -104,6 +104,7 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.workers = workers
         self.setup_task: SetupTask | None = None
+        self.last_check: tuple[str, settings.EnvironmentReport] | None = None
         self.setWindowTitle(tr("geo-dfm settings"))
         self.setObjectName("GeoDfmSettingsDialog")
         self.environment = QComboBox(self)
@@ -230,20 +231,25 @@ class SettingsDialog(QDialog):
     # --- environment ------------------------------------------------------------------------------
     def check(self) -> settings.EnvironmentReport:
         """Run the chosen environment and show what was found (blocks briefly with a wait cursor)."""
+        path = self.environment.currentText().strip()
         self.report.setPlainText(tr("Starting geo-dfm…"))
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             QApplication.processEvents()
-            report = settings.check_environment(self.environment.currentText().strip())
+            report = settings.check_environment(path)
         finally:
             QApplication.restoreOverrideCursor()
         self.report.setPlainText(report.message)
+        self.last_check = (path, report)
         return report
 
     def copy_diagnostics(self) -> str:
-        """Check the environment, then put the diagnostics report on the clipboard (and show it)."""
+        """Put the diagnostics report on the clipboard (and show it), checking the environment first
+        unless it was just checked."""
         path = self.environment.currentText().strip()
-        report = self.check()
+        checked_path, report = self.last_check or ("", None)
+        if report is None or checked_path != path:
+            report = self.check()
         text = diagnostics_report(path, report.info, "" if report.ok else report.message.splitlines()[0])
         QApplication.clipboard().setText(text)
         self.report.setPlainText(text + "\n\n" + tr("(copied to the clipboard)"))

@@ -102,7 +102,8 @@ class SetupRequest:
     ``skip``; torch is not installed again when the environment can already import it.
     ``offline``: install only from what is on disk (no index, no build isolation, no dependency
     resolution): for machines without internet, with ``reuse_site_packages`` naming the
-    site-packages of an environment that already has torch and geo-dfm's dependencies.
+    site-packages of an environment that already has torch, pip, setuptools and geo-dfm's
+    dependencies (the new environment sees them through a ``.pth`` file and installs only geo-dfm).
     """
 
     target: str
@@ -160,8 +161,13 @@ def plan_setup(request: SetupRequest, gpu: GpuInfo | None = None, uv: str | None
         install: tuple[str, ...] = (uv, "pip", "install", "--python", python)
         offline_flags: tuple[str, ...] = ("--offline", "--no-build-isolation", "--no-deps")
     else:
+        # Offline with reused packages: pip and setuptools come from there too (a fresh venv's own
+        # bundled setuptools would shadow them and cannot build wheels).
+        without_pip = ("--without-pip",) if request.offline and request.reuse_site_packages else ()
         steps.append(
-            SetupStep("create", "Create the environment (venv)", (base, "-m", "venv", request.target))
+            SetupStep(
+                "create", "Create the environment (venv)", (base, "-m", "venv", *without_pip, request.target)
+            )
         )
         install = (python, "-m", "pip", "install", "--disable-pip-version-check")
         offline_flags = ("--no-index", "--no-build-isolation", "--no-deps")
@@ -285,6 +291,8 @@ class SetupRunner:
             raise SetupError(f"cannot run {argv[0]}: {exc}") from exc
         with self._lock:
             self._process = process
+        if self._cancel.is_set():  # cancelled while the command was starting
+            _interrupt(process)
         assert process.stdout is not None
         for line in process.stdout:
             self._say(line.rstrip())

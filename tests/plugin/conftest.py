@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,16 @@ _LAUNCHER_DIR = Path(tempfile.mkdtemp(prefix="geo-dfm-under-test-"))
 atexit.register(shutil.rmtree, _LAUNCHER_DIR, True)
 GEO_DFM = write_launcher(_LAUNCHER_DIR)
 
+
+@dataclass(frozen=True)
+class GeoDfmUnderTest:
+    """The launcher the plugin tests choose as geo-dfm, and the code it puts first on ``sys.path``."""
+
+    launcher: Path
+    preamble: str
+    repo_root: Path
+
+
 for path in (PLUGIN_ROOT, QGIS_PYTHON_PLUGINS):
     if path.is_dir() and str(path) not in sys.path:
         sys.path.insert(0, str(path))
@@ -52,6 +63,11 @@ if os.environ.get("GEO_DFM_REQUIRE_QGIS"):  # make test / CI: a missing QGIS fai
     import qgis.core  # noqa: F401
 else:
     pytest.importorskip("qgis.core", reason="python3-qgis is not installed (make test installs it)")
+
+
+@pytest.fixture(scope="session")
+def geo_dfm_under_test() -> GeoDfmUnderTest:
+    return GeoDfmUnderTest(GEO_DFM, CHECKOUT_FIRST, REPO_ROOT)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -27,6 +28,8 @@ def test_metadata_has_the_fields_the_plugin_repository_expects():
     assert general["hasProcessingProvider"] == "yes"
     assert general["supportsQt6"] == "True"
     assert (PLUGIN_DIR / general["icon"]).is_file()
+    assert "pip install geo-dfm" not in general["about"]  # geo-dfm is not on PyPI
+    assert "not on PyPI" in general["about"] and "one click" in general["about"]
 
 
 def test_plugin_never_imports_geo_dfm_torch_gdal_python_or_numpy():
@@ -37,7 +40,7 @@ sys.path.insert(0, sys.argv[1])
 import qgis.core, qgis.gui
 before = set(sys.modules)
 import geo_dfm_qgis.plugin, geo_dfm_qgis.dock, geo_dfm_qgis.settings_dialog, geo_dfm_qgis.layers
-import geo_dfm_qgis.processing_provider.algorithms
+import geo_dfm_qgis.processing_provider.algorithms, geo_dfm_qgis.models_dialog, geo_dfm_qgis.diagnostics
 print(' '.join(sorted(set(sys.modules) - before)))
 """
     out = subprocess.run(
@@ -51,9 +54,10 @@ print(' '.join(sorted(set(sys.modules) - before)))
 def test_plugin_loads_and_unloads_leaving_nothing_behind(qgis_app, qgis_iface, plugin_settings):
     from qgis.core import QgsApplication
     from qgis.PyQt.QtCore import QCoreApplication, QEvent
-    from qgis.PyQt.QtWidgets import QAction, QDockWidget
+    from qgis.PyQt.QtWidgets import QDockWidget
 
     import geo_dfm_qgis
+    from geo_dfm_qgis.compat import QAction
 
     registry = QgsApplication.processingRegistry()
     window = qgis_iface.mainWindow()
@@ -65,6 +69,7 @@ def test_plugin_loads_and_unloads_leaving_nothing_behind(qgis_app, qgis_iface, p
     assert window.findChild(QDockWidget, "GeoDfmDock") is plugin.dock
     assert {a.objectName() for a in window.findChildren(QAction) if a.objectName().startswith("geo_dfm")} == {
         "geo_dfm_panel_action",
+        "geo_dfm_models_action",
         "geo_dfm_settings_action",
     }
     plugin.actions[0].setChecked(True)  # the toolbar action shows the panel
@@ -76,6 +81,31 @@ def test_plugin_loads_and_unloads_leaving_nothing_behind(qgis_app, qgis_iface, p
     assert window.findChildren(QDockWidget, "GeoDfmDock") == []
     assert [a for a in window.findChildren(QAction) if a.objectName().startswith("geo_dfm")] == []
     assert plugin.workers.current is None
+
+
+def test_the_zip_has_a_licence_and_leaves_out_hidden_files_and_editor_leftovers(tmp_path):
+    """What the plugins.qgis.org validator refuses: no LICENSE; hidden files, backups, merge leftovers."""
+    sys.path.insert(0, str(REPO_ROOT / "qgis_plugin"))
+    try:
+        from build_zip import build_zip
+    finally:
+        sys.path.remove(str(REPO_ROOT / "qgis_plugin"))
+    plugin = tmp_path / "geo_dfm_qgis"
+    shutil.copytree(PLUGIN_DIR, plugin, ignore=shutil.ignore_patterns("__pycache__"))
+    junk = [".DS_Store", ".idea/workspace.xml", "dock.py.orig", "dock.py.rej", "layers.py~", ".dock.py.swp"]
+    junk += ["processing_provider/.DS_Store", "Thumbs.db", "__MACOSX/x"]
+    for name in junk:
+        (plugin / name).parent.mkdir(parents=True, exist_ok=True)
+        (plugin / name).write_text("junk")
+    with zipfile.ZipFile(build_zip(tmp_path / "dist", plugin)) as archive:
+        names = set(archive.namelist())
+        licence = archive.read("geo_dfm_qgis/LICENSE").decode()
+    assert "MIT License" in licence
+    assert [n for n in names if any(n.endswith(j) for j in junk)] == []
+    assert "geo_dfm_qgis/dock.py" in names and "geo_dfm_qgis/processing_provider/loading.py" in names
+    (plugin / "LICENSE").unlink()
+    with pytest.raises(SystemExit, match="LICENSE"):
+        build_zip(tmp_path / "dist", plugin)
 
 
 def test_make_plugin_zip_builds_an_installable_zip(tmp_path):
@@ -97,6 +127,7 @@ def test_make_plugin_zip_builds_an_installable_zip(tmp_path):
         "icon.png",
         "plugin.py",
         "processing_provider/provider.py",
+        "LICENSE",
     ):
         assert f"geo_dfm_qgis/{required}" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
