@@ -83,6 +83,16 @@ def plugin_settings(qgis_app, tmp_path):
     settings.remove("geo_dfm_qgis")
 
 
+@pytest.fixture(scope="module")
+def workers():
+    """One geo-dfm worker per test module, as the plugin keeps one per QGIS session."""
+    from geo_dfm_qgis.task import WorkerHolder
+
+    holder = WorkerHolder()
+    yield holder
+    holder.shutdown()
+
+
 @pytest.fixture
 def small_scene(tmp_path) -> Path:
     """A 96×64 RGB GeoTIFF in UTM 33N (for tests that do not need a meaningful picture)."""

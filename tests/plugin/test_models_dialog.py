@@ -7,15 +7,6 @@ import pytest
 pytestmark = [pytest.mark.qgis, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def workers():
-    from geo_dfm_qgis.task import WorkerHolder
-
-    holder = WorkerHolder()
-    yield holder
-    holder.shutdown()
-
-
 @pytest.fixture
 def dialog(qgis_app, plugin_settings, wait_until, workers):
     from geo_dfm_qgis.models_dialog import ModelsDialog

@@ -13,16 +13,6 @@ pytestmark = pytest.mark.qgis
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def workers():
-    """One geo-dfm worker for the panel tests, as the plugin keeps one per QGIS session."""
-    from geo_dfm_qgis.task import WorkerHolder
-
-    holder = WorkerHolder()
-    yield holder
-    holder.shutdown()
-
-
 @pytest.fixture
 def dock(qgis_app, qgis_iface, qgis_new_project, plugin_settings, workers):
     from geo_dfm_qgis.dock import GeoDfmDock

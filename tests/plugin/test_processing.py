@@ -86,22 +86,15 @@ def test_a_failing_run_raises_with_geo_dfms_message(provider, small_scene, tmp_p
         def pushCommandInfo(self, info):  # the command line, as the Processing log shows it
             commands.append(info)
 
-    feedback = Recording()
     with pytest.raises(QgsProcessingException) as raised:
         processing.run(
-            "geodfm:classify",
-            {
-                "INPUT": str(small_scene),
-                "PRESET": "landcover",  # by name, as qgis_process PRESET=landcover passes it
-                "MODEL": "toy",
-                "CHIP_SIZE": "12 parsecs",
-                "OUTPUT": str(tmp_path / "c"),
-            },
-            feedback=feedback,
+            "geodfm:chips",
+            {"INPUT": str(small_scene), "CHIP_SIZE": "12 parsecs", "OUTPUT": str(tmp_path / "c")},
+            feedback=Recording(),
         )
-    message = str(raised.value)
+    message = str(raised.value)  # geo-dfm's own words, passed on
     assert "exit code 2" in message and "--chip-size" in message and "12 parsecs" in message
-    assert "--preset landcover" in commands[0]
+    assert "--chip-size '12 parsecs'" in commands[0] or "--chip-size 12 parsecs" in commands[0]
     assert not (tmp_path / "c").exists()
 
 
