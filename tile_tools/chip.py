@@ -10,6 +10,8 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 
+from tile_tools.pixel_grid import PixelGrid
+
 
 @dataclass(frozen=True, eq=False)
 class Chip:
@@ -58,3 +60,17 @@ class Chip:
         if self.tile is None:
             return None
         return f"{self.tile.z}/{self.tile.x}/{self.tile.y}"
+
+
+@dataclass(frozen=True, eq=False)
+class GridImage:
+    """A scene's 8-bit RGB resampled onto a whole (usually decimated) grid, for previews and overlays.
+
+    - ``image``: H×W×3 uint8 (zero where invalid);
+    - ``mask``: H×W bool, True where the scene has valid data;
+    - ``grid``: the :class:`PixelGrid` the pixels lie on (``H × W`` = ``grid.shape``).
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    grid: PixelGrid

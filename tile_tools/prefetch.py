@@ -10,40 +10,49 @@ Batches come out in the order of ``windows``; a read error is raised in the cons
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from itertools import islice
 
 from rasterio.windows import Window
 
 from tile_tools.chip import Chip
+from tile_tools.source import ChipSource
+
+
+def _batches(windows: Iterable[Window], batch_size: int) -> Iterator[list[Window]]:
+    """``windows`` in lists of ``batch_size``, lazily (a WindowArray is never expanded whole)."""
+    it = iter(windows)
+    while batch := list(islice(it, batch_size)):
+        yield batch
 
 
 def iter_chip_batches(
-    reader: Any, windows: Sequence[Window], batch_size: int, workers: int = 2, prefetch: int = 2
+    reader: ChipSource, windows: Iterable[Window], batch_size: int, workers: int = 2, prefetch: int = 2
 ) -> Iterator[list[Chip]]:
     """Yield ``reader.read_chip(w)`` for ``windows`` in lists of ``batch_size`` (the last may be shorter).
 
     Up to ``min(workers, prefetch)`` threads read, each with its own dataset handle; ``workers=0``
-    reads in the caller's thread, one batch at a time.
+    reads in the caller's thread, one batch at a time. An error of a read (e.g. the
+    :class:`~tile_tools.errors.InputError` of a corrupt block) is raised in the consumer as it was.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if prefetch < 1:
         raise ValueError(f"prefetch must be >= 1, got {prefetch}")
-    batches = [list(windows[i : i + batch_size]) for i in range(0, len(windows), batch_size)]
+    batches = _batches(windows, batch_size)
     if workers <= 0:
         for batch in batches:
             yield _read_batch(reader, batch)
         return
     executor = ThreadPoolExecutor(max_workers=min(workers, prefetch), thread_name_prefix="chip-reader")
     pending: deque[Future[list[Chip]]] = deque()
-    next_batch = 0
     try:
-        while next_batch < len(batches) or pending:
-            while next_batch < len(batches) and len(pending) < prefetch + 1:
-                pending.append(executor.submit(_read_batch, reader, batches[next_batch]))
-                next_batch += 1
+        for batch in batches:
+            pending.append(executor.submit(_read_batch, reader, batch))
+            if len(pending) > prefetch:
+                yield pending.popleft().result()
+        while pending:
             yield pending.popleft().result()
     finally:
         for future in pending:
@@ -51,11 +60,13 @@ def iter_chip_batches(
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _read_batch(reader: Any, windows: list[Window]) -> list[Chip]:
+def _read_batch(reader: ChipSource, windows: list[Window]) -> list[Chip]:
     return [reader.read_chip(w) for w in windows]
 
 
-def iter_chips(reader: Any, windows: Sequence[Window], workers: int = 2, chunk: int = 16) -> Iterator[Chip]:
+def iter_chips(
+    reader: ChipSource, windows: Iterable[Window], workers: int = 2, chunk: int = 16
+) -> Iterator[Chip]:
     """Chips one by one, read ahead in background threads (``chunk`` chips per read-ahead batch)."""
     for batch in iter_chip_batches(reader, windows, chunk, workers=workers, prefetch=2):
         yield from batch

@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +28,25 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, Resampling
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import calculate_default_transform, transform_bounds
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from tile_tools.chip import Chip
+from tile_tools.chip import Chip, GridImage
 from tile_tools.errors import InputError
+from tile_tools.mask_overview import MaskOverview
 from tile_tools.pixel_grid import PixelGrid
 from tile_tools.stretch import STRETCH_MODES, Stretch, percentile_stretch
 
+MAX_GRID_PIXELS = 100_000_000_000  # working-grid pixels (≈ 316 000² px); the reader's max_grid_pixels
+MAX_PREVIEW_PIXELS = 4096 * 4096  # read_image_on: the largest grid read whole
+
 
 def utm_crs_for(lon: float, lat: float) -> CRS:
-    """The WGS 84 / UTM zone CRS containing (lon, lat) (standard 6° zones, no Norway exceptions)."""
+    """The WGS 84 / UTM zone CRS containing (lon, lat) (standard 6° zones, no Norway exceptions;
+    longitudes beyond ±180° are wrapped)."""
+    lon = (lon + 180.0) % 360.0 - 180.0
     zone = min(60, max(1, int(math.floor((lon + 180.0) / 6.0)) + 1))
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
@@ -59,7 +67,23 @@ def is_virtual_source(text: str) -> bool:
 
 
 def _scene_name(path: str | os.PathLike[str]) -> str:
-    return str(path)
+    return os.fspath(path)
+
+
+def gdal_error_detail(exc: BaseException) -> str:
+    """The most telling line GDAL gave for ``exc`` (rasterio keeps it in the exception chain: block and
+    offset of a failed read), on one line."""
+    messages: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = " ".join(str(current).split())
+        if text and "See previous exception" not in text:
+            messages.append(text)
+        current = current.__cause__ or current.__context__
+    telling = [m for m in messages if "offset" in m or "block" in m.lower()]
+    return (telling or messages or ["unknown reason"])[0]
 
 
 class SceneReader:
@@ -71,7 +95,13 @@ class SceneReader:
     ``gsd``: target ground resolution in metres. ``read_raw``: chips also carry every source band in
     the source dtype. ``metric``: a metric parameter will be used (reproject degree scenes to UTM).
     ``xyz_zoom``/``tile_size``: work on the XYZ tiles of that zoom. A folder path is read as a local
-    slippy-map tile folder ``z/x/y.png|jpg`` (see :mod:`tile_tools.xyz`).
+    slippy-map tile folder ``z/x/y.png|jpg`` (see :mod:`tile_tools.xyz`). URLs and GDAL virtual paths
+    (``/vsizip//…``, ``/vsicurl/…``) are passed to GDAL verbatim: give them as ``str``.
+    ``max_grid_pixels``: a working grid with more pixels is refused before it is built.
+
+    Errors: bad parameters are :class:`InputError` naming the keyword (``stretch``, ``gsd``, …); a file
+    GDAL cannot open or read (truncated, corrupt) is an :class:`InputError` naming the file and, where
+    GDAL says, the block/offset, at open time and at chip-read time (also in prefetch threads).
     """
 
     def __init__(
@@ -89,17 +119,18 @@ class SceneReader:
         percentiles: tuple[float, float] = (2.0, 98.0),
         mask_max_size: int = 4096,
         sample_max_size: int = 1024,
+        max_grid_pixels: int = MAX_GRID_PIXELS,
     ) -> None:
         self.path = path
         self.scene = _scene_name(path)
         if stretch not in STRETCH_MODES:
             raise InputError(
-                "--stretch", f"unknown stretch {stretch!r}; choose from {', '.join(STRETCH_MODES)}"
+                "stretch", f"unknown stretch {stretch!r}; choose from {', '.join(STRETCH_MODES)}"
             )
         if gsd is not None and not gsd > 0:
-            raise InputError("--gsd", f"ground resolution must be positive, got {gsd}")
+            raise InputError("gsd", f"ground resolution must be positive, got {gsd}")
         if tile_size < 1:
-            raise InputError("--tile-size", f"tile size must be positive, got {tile_size}")
+            raise InputError("tile_size", f"tile size must be positive, got {tile_size}")
         try:
             self._resampling = Resampling[resampling]
         except KeyError:
@@ -110,18 +141,21 @@ class SceneReader:
         self._percentiles = percentiles
         self._mask_max_size = mask_max_size
         self._sample_max_size = sample_max_size
+        self._max_grid_pixels = max_grid_pixels
+        self._gsd = gsd
         self._local = threading.local()
         self._handles: list[Any] = []
         self._lock = threading.Lock()
-        self._valid_cache: tuple[np.ndarray, float, float] | None = None
-        self._integral: np.ndarray | None = None
+        self._overview: MaskOverview | None = None
         self.xyz_origin: tuple[int, int] | None = None  # (x, y) of the top-left tile in XYZ mode
+        self.xyz_wraps = False  # XYZ grid across the antimeridian (tile x numbers wrap)
 
         self._source_path = self._resolve_source(path)
         src = self._open_source()
         try:
             self._inspect(src, bands)
             self._warp = self._plan_working_grid(src, gsd, metric)
+            self._check_grid_size()
         except Exception:
             src.close()
             raise
@@ -154,6 +188,30 @@ class SceneReader:
         except RasterioIOError as exc:
             detail = str(exc).splitlines()[0] if str(exc) else "unknown reason"
             raise InputError(self.path, f"not a raster GDAL can read ({detail})") from None
+
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """Turn GDAL read failures (truncated or corrupt files) into an InputError naming the file."""
+        try:
+            yield
+        except RasterioError as exc:
+            raise InputError(
+                self.path,
+                f"cannot read {what}: the file may be truncated or corrupt ({gdal_error_detail(exc)})",
+            ) from exc
+
+    def _check_grid_size(self) -> None:
+        pixels = self.grid.width * self.grid.height
+        if pixels <= self._max_grid_pixels:
+            return
+        source = self.source_grid
+        why = f"a {self._gsd:g} m gsd makes" if self._gsd else "the working grid of"
+        raise InputError(
+            "max_grid_pixels",
+            f"{self.scene}: {why} this {source.width:,}×{source.height:,} px scene a "
+            f"{self.grid.width:,}×{self.grid.height:,} px grid ({pixels:.3g} pixels), above the limit of "
+            f"{self._max_grid_pixels:.3g}; use a coarser gsd (or an XYZ zoom lower), or raise max_grid_pixels",
+        )
 
     def _inspect(self, src: Any, bands: tuple[int, ...] | list[int] | None) -> None:
         if src.width < 1 or src.height < 1 or src.count < 1:
@@ -197,21 +255,24 @@ class SceneReader:
         """Decide the working grid; returns the WarpedVRT parameters, or None to read the source."""
         source = self.source_grid
         if self.xyz_zoom is not None:
-            from tile_tools.xyz import xyz_grid
+            from tile_tools.xyz import WEB_MERCATOR, xyz_grid
 
             self._needs_crs("XYZ tiling")
             lnglat = transform_bounds(source.crs, "EPSG:4326", *source.bounds, densify_pts=21)
             grid, origin = xyz_grid(lnglat, self.xyz_zoom, self.tile_size, source=self.path)
             self.xyz_origin = origin
+            self.xyz_wraps = grid.crs != WEB_MERCATOR
             self.grid = grid
             return {"crs": grid.crs, "transform": grid.transform, "width": grid.width, "height": grid.height}
         if gsd is None and not metric:
             self.grid = source
             return None
-        self._needs_crs("a size in metres or --gsd" if metric else "--gsd")
+        self._needs_crs("a size in metres or a gsd" if metric else "a gsd")
         dst_crs = source.crs
         if source.crs.is_geographic:
-            lon0, lat0, lon1, lat1 = transform_bounds(source.crs, "EPSG:4326", *source.bounds)
+            lon0, lat0, lon1, lat1 = transform_bounds(source.crs, "EPSG:4326", *source.bounds, densify_pts=21)
+            if lon0 > lon1:  # across the antimeridian
+                lon1 += 360.0
             dst_crs = utm_crs_for((lon0 + lon1) / 2.0, (lat0 + lat1) / 2.0)
         if dst_crs == source.crs and gsd is None:
             self.grid = source
@@ -220,28 +281,36 @@ class SceneReader:
         if unit is None:
             raise InputError(self.path, f"the CRS {dst_crs} has no linear unit; cannot use metres")
         res = None if gsd is None else gsd / unit
-        left, bottom, right, top = source.bounds
         if dst_crs == source.crs and source.transform.b == 0 and source.transform.d == 0:
-            transform = Affine(res, 0.0, left, 0.0, -res, top)
-            width = max(1, math.ceil((right - left) / res - 1e-9))
-            height = max(1, math.ceil((top - bottom) / res - 1e-9))
+            left, bottom, right, top = source.bounds
         else:
-            transform, width, height = calculate_default_transform(
-                source.crs, dst_crs, source.width, source.height, left, bottom, right, top, resolution=res
-            )
+            # GDAL's own suggested output for the real (possibly rotated or sheared) source transform
+            with WarpedVRT(src, crs=dst_crs) as suggested:
+                transform, width, height = suggested.transform, suggested.width, suggested.height
+            if res is None:
+                self.grid = PixelGrid(int(width), int(height), transform, dst_crs)
+                return {"crs": dst_crs, "transform": transform, "width": int(width), "height": int(height)}
+            left, top = transform.c, transform.f
+            right, bottom = left + width * transform.a, top + height * transform.e
+        transform = Affine(res, 0.0, left, 0.0, -res, top)
+        width = max(1, math.ceil((right - left) / res - 1e-9))
+        height = max(1, math.ceil((top - bottom) / res - 1e-9))
         self.grid = PixelGrid(int(width), int(height), transform, dst_crs)
         return {"crs": dst_crs, "transform": transform, "width": int(width), "height": int(height)}
 
-    def _make_working(self, src: Any) -> Any:
+    def _make_working(self, src: Any, grid: PixelGrid | None = None) -> Any:
+        """The working dataset over ``src``: ``src`` itself, or a WarpedVRT onto the working grid (or onto
+        ``grid``, a coarser grid of the same extent, so GDAL warps only that many pixels)."""
         if self._warp is None:
             return src
         options: dict[str, Any] = dict(self._warp, resampling=self._resampling)
+        if grid is not None:
+            options.update(transform=grid.transform, width=grid.width, height=grid.height)
         if src.nodata is None and self.alpha_band is None:
             options["add_alpha"] = True  # the warped VRT then marks pixels outside the source invalid
         return WarpedVRT(src, **options)
 
-    def _dataset(self) -> Any:
-        """The working dataset of the calling thread (opened on first use)."""
+    def _handles_of_thread(self) -> tuple[Any, Any]:
         handles = getattr(self._local, "handles", None)
         if handles is None:
             src = self._open_source()
@@ -249,7 +318,37 @@ class SceneReader:
             self._local.handles = handles
             with self._lock:
                 self._handles.append(handles)
-        return handles[1]
+        return handles
+
+    def _dataset(self) -> Any:
+        """The working dataset of the calling thread (opened on first use)."""
+        return self._handles_of_thread()[1]
+
+    def _read_whole_on(
+        self, grid: PixelGrid, indexes: list[int] | None
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """(bands of ``indexes`` or None, valid mask) of the whole working extent on ``grid`` (the working grid
+        or a coarser grid starting at its origin), nearest-neighbour: ``out_shape`` reads of the source
+        (GDAL overviews) or a WarpedVRT made on ``grid`` itself, never a warp of the full working grid."""
+        src, working = self._handles_of_thread()
+        if self._warp is None or grid == self.grid:
+            shape = (grid.height, grid.width)
+            data = None
+            if indexes is not None:
+                data = working.read(indexes, out_shape=(len(indexes), *shape), resampling=Resampling.nearest)
+            mask = working.dataset_mask(out_shape=shape, resampling=Resampling.nearest) > 0
+            return data, mask
+        with self._make_working(src, grid) as coarse:
+            data = None if indexes is None else coarse.read(indexes)
+            return data, coarse.dataset_mask() > 0
+
+    def _coarse_grid(self, max_size: int) -> PixelGrid:
+        """The working extent at ≤ ``max_size`` px on the long side (the working grid itself when it fits)."""
+        height, width = self._decimated_shape(max_size)
+        if (height, width) == self.grid.shape:
+            return self.grid
+        scale = Affine.scale(self.grid.width / width, self.grid.height / height)
+        return PixelGrid(width, height, self.grid.transform @ scale, self.grid.crs)
 
     def close(self) -> None:
         """Close every handle opened by any thread."""
@@ -273,58 +372,36 @@ class SceneReader:
         return max(1, round(self.grid.height / factor)), max(1, round(self.grid.width / factor))
 
     def _check_valid_data(self) -> None:
-        mask, _, _ = self.valid_mask_overview()
-        if not mask.any():
+        if not self.valid_mask_overview().any():
             raise InputError(self.path, "no valid data (every pixel is nodata or masked)")
 
-    def valid_mask_overview(self) -> tuple[np.ndarray, float, float]:
-        """(mask, row_scale, col_scale): the valid-data mask at ≤ ``mask_max_size`` px on the long side.
-
-        Overview pixel (i, j) stands for working-grid rows ``i*row_scale … (i+1)*row_scale``. It is exact
-        (scales 1.0) for grids up to ``mask_max_size``; larger scenes use GDAL overviews when present.
-        """
-        if self._valid_cache is None:
-            height, width = self._decimated_shape(self._mask_max_size)
-            ds = self._dataset()
-            mask = ds.dataset_mask(out_shape=(height, width), resampling=Resampling.nearest) > 0
-            if self.dtype.kind == "f":
-                for index in self._rgb_indexes:
-                    mask &= np.isfinite(ds.read(index, out_shape=(height, width)))
-            integral = np.zeros((height + 1, width + 1), dtype=np.int64)
-            integral[1:, 1:] = mask.cumsum(0).cumsum(1)
-            self._integral = integral
-            self._valid_cache = (mask, self.grid.height / height, self.grid.width / width)
-        return self._valid_cache
+    def valid_mask_overview(self) -> MaskOverview:
+        """The valid-data :class:`MaskOverview` of the working grid, at ≤ ``mask_max_size`` px on the long
+        side (exact up to that size; larger scenes use GDAL overviews when present). Computed once."""
+        if self._overview is None:
+            floats = self._rgb_indexes if self.dtype.kind == "f" else None
+            with self._reading("the valid-data mask"):
+                data, mask = self._read_whole_on(self._coarse_grid(self._mask_max_size), floats)
+            if data is not None:
+                mask &= np.isfinite(data).all(axis=0)
+            self._overview = MaskOverview(mask, self.grid)
+        return self._overview
 
     def valid_fraction(self, window: Window) -> float:
         """Fraction of ``window`` holding valid data (exact up to ``mask_max_size``; outside grid = invalid)."""
-        mask, row_scale, col_scale = self.valid_mask_overview()
-        assert self._integral is not None
-        area = float(window.width * window.height)
-        if area <= 0:
-            return 0.0
-        r0 = max(0.0, window.row_off) / row_scale
-        r1 = min(self.grid.height, window.row_off + window.height) / row_scale
-        c0 = max(0.0, window.col_off) / col_scale
-        c1 = min(self.grid.width, window.col_off + window.width) / col_scale
-        if r1 <= r0 or c1 <= c0:
-            return 0.0
-        i0, i1 = math.floor(r0 + 1e-9), max(math.floor(r0 + 1e-9) + 1, math.ceil(r1 - 1e-9))
-        j0, j1 = math.floor(c0 + 1e-9), max(math.floor(c0 + 1e-9) + 1, math.ceil(c1 - 1e-9))
-        i1, j1 = min(i1, mask.shape[0]), min(j1, mask.shape[1])
-        ii = self._integral
-        valid = ii[i1, j1] - ii[i0, j1] - ii[i1, j0] + ii[i0, j0]
-        inside = (r1 - r0) * row_scale * (c1 - c0) * col_scale
-        return float(valid) / ((i1 - i0) * (j1 - j0)) * inside / area
+        return self.valid_mask_overview().valid_fraction(window)
+
+    def valid_fractions(self, windows: np.ndarray) -> np.ndarray:
+        """(N,) valid fractions of an (N, 4) ``col_off, row_off, width, height`` array (or a WindowArray)."""
+        return self.valid_mask_overview().valid_fractions(getattr(windows, "array", windows))
 
     def _compute_stretch(self, mode: str) -> Stretch:
         if mode == "none" or (mode == "auto" and self.dtype == np.uint8):
             return Stretch()
-        height, width = self._decimated_shape(self._sample_max_size)
-        ds = self._dataset()
         indexes = self._rgb_indexes
-        sample = ds.read(indexes, out_shape=(len(indexes), height, width), resampling=Resampling.nearest)
-        valid = ds.dataset_mask(out_shape=(height, width), resampling=Resampling.nearest) > 0
+        with self._reading("a sample for the stretch"):
+            sample, valid = self._read_whole_on(self._coarse_grid(self._sample_max_size), indexes)
+        assert sample is not None
         per_index = percentile_stretch(sample, valid, self._percentiles)
         order = [indexes.index(b) for b in self.bands]
         return Stretch(
@@ -337,6 +414,18 @@ class SceneReader:
         return sorted(set(self.bands))
 
     # --- chips ----------------------------------------------------------------------------------
+    def _to_image(
+        self, data: np.ndarray, mask: np.ndarray, indexes: list[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """bands×H×W source data of ``indexes`` → (H×W×3 uint8 image, 0 where invalid; updated mask)."""
+        rgb = data[[indexes.index(b) for b in self.bands]]
+        if self.dtype.kind == "f":
+            mask = mask & np.isfinite(rgb).all(axis=0)
+            rgb = np.nan_to_num(rgb, nan=0.0, posinf=0.0, neginf=0.0)
+        image = self.stretch.apply(rgb)
+        image = np.where(mask, image, 0).astype(np.uint8).transpose(1, 2, 0)
+        return np.ascontiguousarray(image), mask
+
     def read_chip(self, window: Window) -> Chip:
         """The chip of an integer ``window`` of the working grid; parts outside the grid are invalid."""
         col, row = int(window.col_off), int(window.row_off)
@@ -351,30 +440,80 @@ class SceneReader:
         if self.nodata is not None and self.read_raw:
             data[...] = np.asarray(self.nodata).astype(self.dtype)
         mask = np.zeros((height, width), dtype=bool)
-        c0, r0 = max(col, 0), max(row, 0)
-        c1, r1 = min(col + width, grid.width), min(row + height, grid.height)
-        if c1 > c0 and r1 > r0:
-            inner = Window(c0, r0, c1 - c0, r1 - r0)
-            rows, cols = slice(r0 - row, r1 - row), slice(c0 - col, c1 - col)
-            data[:, rows, cols] = ds.read(indexes, window=inner)
-            mask[rows, cols] = ds.dataset_mask(window=inner) > 0
-        rgb = data[[indexes.index(b) for b in self.bands]]
-        if self.dtype.kind == "f":
-            mask &= np.isfinite(rgb).all(axis=0)
-            rgb = np.nan_to_num(rgb, nan=0.0, posinf=0.0, neginf=0.0)
-        image = self.stretch.apply(rgb)
-        image = np.where(mask, image, 0).astype(np.uint8).transpose(1, 2, 0)
+        inner = window.intersection(Window(0, 0, grid.width, grid.height)) if _meets(window, grid) else None
+        if inner is not None:
+            inner = inner.round_offsets().round_lengths()
+            r0, c0 = int(inner.row_off) - row, int(inner.col_off) - col
+            rows, cols = slice(r0, r0 + int(inner.height)), slice(c0, c0 + int(inner.width))
+            with self._reading(f"the pixels of window {window_text(window)}"):
+                data[:, rows, cols] = ds.read(indexes, window=inner)
+                mask[rows, cols] = ds.dataset_mask(window=inner) > 0
+        image, mask = self._to_image(data, mask, indexes)
+        tile = self._tile_of(window)
+        transform, crs = grid.window_transform(window), grid.crs
+        if tile is not None and self.xyz_wraps:
+            from tile_tools.xyz import WEB_MERCATOR, tile_transform
+
+            transform, crs = tile_transform(tile, self.tile_size), WEB_MERCATOR
         return Chip(
-            image=np.ascontiguousarray(image),
+            image=image,
             mask=mask,
             window=window,
-            transform=grid.window_transform(window),
-            crs=grid.crs,
+            transform=transform,
+            crs=crs,
             scale=max(width, height),
             raw=data if self.read_raw else None,
-            tile=self._tile_of(window),
+            tile=tile,
             scene=self.scene,
         )
+
+    def read_image_on(self, grid: PixelGrid, max_pixels: int = MAX_PREVIEW_PIXELS) -> GridImage:
+        """The scene's 8-bit RGB on ``grid``, a decimated version of the working grid
+        (``reader.grid.decimated(f)``, at most ``max_pixels``), for previews and overlays.
+
+        Each output pixel is the nearest-neighbour resample of the working-grid pixels of its cell
+        (rasterio ``out_shape`` reads, so GDAL overviews are used when present; the full-resolution scene
+        is never read into memory). Returns ``GridImage(image (h, w, 3) uint8, mask (h, w) bool, grid)``.
+        """
+        factor = self.grid.decimation_to(grid)
+        if grid.width * grid.height > max_pixels:
+            raise ValueError(
+                f"a {grid.width}×{grid.height} preview is above {max_pixels} pixels; decimate more"
+            )
+        indexes = self._rgb_indexes
+        if self._warp is not None:  # warp straight onto the coarse grid
+            with self._reading("a decimated image"):
+                data, mask = self._read_whole_on(grid, indexes)
+            assert data is not None
+            image, mask = self._to_image(data, mask, indexes)
+            return GridImage(image, mask, grid)
+        data = np.zeros((len(indexes), grid.height, grid.width), dtype=self.dtype)
+        mask = np.zeros((grid.height, grid.width), dtype=bool)
+        ds = self._dataset()
+        full_w, full_h = self.grid.width // factor, self.grid.height // factor
+        rest_w, rest_h = self.grid.width - full_w * factor, self.grid.height - full_h * factor
+        # whole cells, then the partial cells of the last column, the last row and the corner
+        parts = [
+            (0, 0, full_w, full_h, full_w * factor, full_h * factor),
+            (full_w, 0, grid.width - full_w, full_h, rest_w, full_h * factor),
+            (0, full_h, full_w, grid.height - full_h, full_w * factor, rest_h),
+            (full_w, full_h, grid.width - full_w, grid.height - full_h, rest_w, rest_h),
+        ]
+        with self._reading("a decimated image"):
+            for out_col, out_row, out_w, out_h, src_w, src_h in parts:
+                if min(out_w, out_h, src_w, src_h) <= 0:
+                    continue
+                source = Window(out_col * factor, out_row * factor, src_w, src_h)
+                rows, cols = slice(out_row, out_row + out_h), slice(out_col, out_col + out_w)
+                shape = (out_h, out_w)
+                data[:, rows, cols] = ds.read(
+                    indexes, window=source, out_shape=(len(indexes), *shape), resampling=Resampling.nearest
+                )
+                mask[rows, cols] = (
+                    ds.dataset_mask(window=source, out_shape=shape, resampling=Resampling.nearest) > 0
+                )
+        image, mask = self._to_image(data, mask, indexes)
+        return GridImage(image, mask, grid)
 
     def _tile_of(self, window: Window) -> Any:
         if self.xyz_origin is None:
@@ -385,9 +524,22 @@ class SceneReader:
         import mercantile
 
         x0, y0 = self.xyz_origin
-        return mercantile.Tile(
-            x0 + int(window.col_off) // size, y0 + int(window.row_off) // size, self.xyz_zoom
-        )
+        x = (x0 + int(window.col_off) // size) % (2**self.xyz_zoom)
+        return mercantile.Tile(x, y0 + int(window.row_off) // size, self.xyz_zoom)
+
+
+def _meets(window: Window, grid: PixelGrid) -> bool:
+    return (
+        window.col_off < grid.width
+        and window.row_off < grid.height
+        and window.col_off + window.width > 0
+        and window.row_off + window.height > 0
+    )
+
+
+def window_text(window: Window) -> str:
+    """``"col,row,width,height"`` (the summaries' window notation)."""
+    return f"{int(window.col_off)},{int(window.row_off)},{int(window.width)},{int(window.height)}"
 
 
 def open_scene(path: str | os.PathLike[str], **options: Any) -> SceneReader:

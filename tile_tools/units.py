@@ -2,7 +2,8 @@
 
 ``Length.parse("224")`` → 224 pixels, ``"32px"`` → 32 pixels, ``"100m"`` → 100 metres,
 ``"0.25"`` or ``"25%"`` → a quarter of the chip (overlaps only). A bare number below 1 is a
-fraction, a bare number of 1 or more is pixels.
+fraction, and so is ``"1.0"`` (a decimal written with a point or exponent, at most 1: 100 %); a bare
+whole number of 1 or more (``"1"``, ``"32"``) and any other bare number above 1 is pixels.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class Length:
             return cls(value / 100.0, "fraction")
         if suffix == "m":
             return cls(value, "m")
-        if suffix == "px" or value >= 1:
+        decimal = any(mark in match.group(1) for mark in ".eE")
+        if suffix == "px" or value > 1 or (value == 1 and not decimal):
             return cls(value, "px")
         return cls(value, "fraction")
 
@@ -61,6 +63,12 @@ class Length:
         if chip_pixels is None:
             raise ValueError(f"{self}: a fraction needs the chip size")
         return self.value * chip_pixels
+
+    def describe(self) -> str:
+        """For messages: ``"25%"`` for fractions, ``"32px"``, ``"100m"``."""
+        if self.unit == "fraction":
+            return f"{self.value * 100:g}%"
+        return f"{self.value:g}{self.unit}"
 
     def __str__(self) -> str:
         if self.unit == "fraction":
@@ -83,7 +91,7 @@ def parse_bands(text: str | None) -> tuple[int, ...] | None:
     try:
         bands = tuple(int(part) for part in str(text).split(",") if part.strip())
     except ValueError:
-        raise InputError("--bands", f"cannot read {text!r} as band numbers (example: 4,3,2)") from None
+        raise InputError("bands", f"cannot read {text!r} as band numbers (example: 4,3,2)") from None
     if len(bands) not in (1, 3):
-        raise InputError("--bands", f"give one band (grey) or three bands (RGB), got {text!r}")
+        raise InputError("bands", f"give one band (grey) or three bands (RGB), got {text!r}")
     return bands

@@ -10,11 +10,13 @@ from affine import Affine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.crs import CRS
+from rasterio.windows import Window
 
 from tile_tools.errors import InputError
 from tile_tools.grid import ChipGridSpec, axis_starts, chip_count, regular_windows, selo_windows
 from tile_tools.pixel_grid import PixelGrid
 from tile_tools.units import Length, parse_bands, parse_lengths
+from tile_tools.window_array import WindowArray
 
 
 def reference_selo(W: int, H: int, sizes=(256, 512, 768)) -> set[tuple[int, int, int, int]]:
@@ -92,8 +94,8 @@ def test_units_parse():
     assert Length.parse("25%") == Length(0.25, "fraction")
     assert parse_lengths("256,512,768") == (Length(256, "px"), Length(512, "px"), Length(768, "px"))
     assert parse_bands("4,3,2") == (4, 3, 2)
-    with pytest.raises(InputError, match="--overlap"):
-        Length.parse("a lot", "--overlap")
+    with pytest.raises(InputError, match="overlap"):
+        Length.parse("a lot", "overlap")
     with pytest.raises(InputError, match="one band"):
         parse_bands("1,2")
 
@@ -130,7 +132,7 @@ def test_spec_errors():
     degrees = PixelGrid(100, 100, Affine(0.001, 0, 9, 0, -0.001, 48), CRS.from_epsg(4326))
     with pytest.raises(InputError, match="not in metres"):
         ChipGridSpec.from_options("100m").windows(degrees, "x.tif")
-    with pytest.raises(InputError, match="--size"):
+    with pytest.raises(InputError, match="^chip_size: "):
         ChipGridSpec.from_options("0.5")
 
 
@@ -138,3 +140,73 @@ def test_selo_layout_spec_uses_the_default_sizes():
     spec = ChipGridSpec.from_options(layout="selo", overlap=None)
     grid = PixelGrid(1300, 1000, Affine.identity(), None)
     assert set(as_keys(spec.windows(grid))) == reference_selo(1300, 1000)
+
+
+# --- streaming planning and its limits (issue 10 items 4, 13, 17) -----------------------------------
+def meets(window, region) -> bool:
+    return (
+        window.col_off < region.col_off + region.width
+        and window.col_off + window.width > region.col_off
+        and window.row_off < region.row_off + region.height
+        and window.row_off + window.height > region.row_off
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    width=st.integers(300, 2000),
+    height=st.integers(300, 2000),
+    layout=st.sampled_from(["regular", "selo"]),
+    edge=st.sampled_from(["shift", "pad"]),
+    region=st.tuples(st.integers(0, 1500), st.integers(0, 1500), st.integers(1, 600), st.integers(1, 600)),
+)
+def test_region_restricted_enumeration_equals_filtering_the_full_list(width, height, layout, edge, region):
+    grid = PixelGrid(width, height, Affine.identity(), None)
+    spec = ChipGridSpec.from_options(None, "0.3", "128,300" if layout == "regular" else None, edge, layout)
+    window = Window(*region)
+    full = list(spec.windows(grid))
+    restricted = spec.windows(grid, region=window)
+    assert list(restricted) == [w for w in full if meets(w, window)]  # same windows, same order
+    assert spec.count(grid, region=window) == len(restricted)
+    assert spec.count(grid) == len(full)
+    blocks = list(spec.iter_blocks(grid, block=100))
+    assert all(len(b) <= max(100, 2000) for b in blocks)
+    assert WindowArray.concat(blocks) == full
+
+
+def test_window_array_is_a_compact_sequence_of_windows():
+    windows = ChipGridSpec.from_options("100", "0").windows(UTM_GRID)
+    assert isinstance(windows, WindowArray) and windows.array.shape == (60, 4)
+    assert windows[0] == Window(0, 0, 100, 100) and windows[-1] == Window(900, 500, 100, 100)
+    assert isinstance(windows[2:5], WindowArray) and list(windows[2:5]) == [
+        Window(c, 0, 100, 100) for c in (200, 300, 400)
+    ]
+    assert windows == regular_windows(1000, 600, 100, 100)
+    assert WindowArray.from_windows(list(windows)) == windows
+    with pytest.raises(ValueError, match="whole-pixel"):
+        WindowArray.from_windows([Window(0.5, 0, 1, 1)])
+    assert not windows.array.flags.writeable
+
+
+def test_overlap_one_point_zero_is_100_percent_and_refused_like_it():
+    assert Length.parse("1.0") == Length(1.0, "fraction") == Length.parse("100%")
+    assert Length.parse("1") == Length(1, "px")  # a whole number stays pixels
+    for text in ("1.0", "100%", "1e0"):
+        with pytest.raises(InputError, match=r"^overlap: an overlap of 100% leaves no step"):
+            ChipGridSpec.from_options("100", text).windows(UTM_GRID)
+    assert ChipGridSpec.from_options("100", "1").stride_px(100, UTM_GRID) == 99
+
+
+def test_errors_name_parameters_not_flags():
+    cases = {
+        "edge": lambda: ChipGridSpec.from_options("100", edge="middle"),
+        "layout": lambda: ChipGridSpec.from_options("100", layout="spiral"),
+        "chip_size": lambda: ChipGridSpec.from_options("lots"),
+        "scales": lambda: ChipGridSpec.from_options(scales="a,b"),
+        "overlap": lambda: ChipGridSpec.from_options("100", "much"),
+        "bands": lambda: parse_bands("x"),
+    }
+    for name, make in cases.items():
+        with pytest.raises(InputError) as info:
+            make()
+        assert info.value.source == name
