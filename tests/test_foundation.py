@@ -33,11 +33,6 @@ def test_console_script_runs_in_a_fresh_process():
     assert geo_dfm.__version__ in result.stdout
 
 
-def test_unbuilt_subcommand_says_so(capsys):
-    assert main(["evaluate"]) == 1
-    assert "not built yet" in capsys.readouterr().err
-
-
 def test_usage_error_is_exit_2(capsys):
     assert main(["no-such-command"]) == 2
 
@@ -85,7 +80,7 @@ def test_atomic_directory_refuses_existing_and_cleans_up(tmp_path):
         pass
     with atomic_directory(out, overwrite=True) as tmp:
         (tmp / "b.txt").write_text("y")
-    assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [".geo-dfm-output.json", "b.txt"]  # + the manifest
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 

@@ -64,8 +64,9 @@ def progress_options(func: F) -> F:
 def chip_options(func: F) -> F:
     """How a scene is cut into chips.
 
-    The command receives ``chip_size, overlap, scales, gsd, bands, aoi, min_valid, edge, xyz_zoom,
-    stretch``; pass them on with ``tile_tools.grid.plan_chips(scene, default_size=..., **those)``.
+    The command receives the fields of :class:`geo_dfm.jobs.params.ChipParams` (``chip_size, overlap,
+    scales, gsd, bands, aoi, min_valid, edge, xyz_zoom, stretch, max_chips, max_chip_size,
+    max_grid_pixels``).
     """
     return _apply(
         [
@@ -123,6 +124,27 @@ def chip_options(func: F) -> F:
                 type=int,
                 default=None,
                 help="Chip along the XYZ web-map tiles of this zoom (EPSG:3857, 0-24) instead of a grid.",
+            ),
+            click.option(
+                "--max-chips",
+                type=click.IntRange(min=1),
+                default=2_000_000,
+                show_default=True,
+                help="Safety limit: refuse a plan with more chips (raise it for huge scenes).",
+            ),
+            click.option(
+                "--max-chip-size",
+                type=click.IntRange(min=1),
+                default=8192,
+                show_default=True,
+                help="Safety limit: refuse chips larger than this many pixels a side.",
+            ),
+            click.option(
+                "--max-grid-pixels",
+                type=click.IntRange(min=1),
+                default=100_000_000_000,
+                show_default=True,
+                help="Safety limit: refuse a working grid (after --gsd) with more pixels.",
             ),
             click.option(
                 "--stretch",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -71,11 +72,20 @@ def flag_error(exc: InputError) -> InputError:
     ctx = click.get_current_context(silent=True)
     if exc.source is None or ctx is None:
         return exc
+    names = _flag_names(ctx.command)
     flag = flag_for(exc.source, ctx.command)
-    if flag == exc.source:
+    # the problem text may name parameters too ("raise max_chips"): spell them as flags
+    problem = re.sub(
+        r"(?<![\w-])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?![\w-])",
+        lambda m: (
+            names.get(m.group(1), m.group(1)) if names.get(m.group(1), "").startswith("--") else m.group(1)
+        ),
+        exc.problem,
+    )
+    if flag == exc.source and problem == exc.problem:
         return exc
     renamed = type(exc).__new__(type(exc))
-    InputError.__init__(renamed, flag, exc.problem)
+    InputError.__init__(renamed, flag, problem)
     return renamed
 
 

@@ -1,22 +1,21 @@
 """The finish stage's writers: stitched maps → COGs, previews and GeoPackages in the job's folder.
 
-Each writer reads the stitched maps block by block (:class:`geo_dfm.jobs.stitch.MapBlocks`) and returns
-the ``outputs`` entry of the summary with the paths the files will have once the job has finished.
+Each writer makes one pass over the stitched maps (:class:`geo_dfm.jobs.stitch.MapBlocks`), feeding every
+output from the same block — one COG per query, its overlay PNG and its hot regions; or the class raster,
+the probabilities, the area per class and the class regions — so N queries cost one read of the
+accumulator, not N, and nothing of output size is ever held in memory. Each returns the ``outputs``
+entry of the summary with the paths the files will have once the job has finished.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from rasterio.windows import Window
 
 from geo_dfm.jobs.naming import unique_slugs
-from geo_dfm.jobs.stitch import MapBlocks, ValidMask
-from tile_tools.accumulate import Block
-from tile_tools.pixel_grid import PixelGrid
 
 log = logging.getLogger(__name__)
 
@@ -24,153 +23,69 @@ log = logging.getLogger(__name__)
 PREVIEW_MAX_SIZE = 4096
 
 
-def valid_mask_of(reader: Any) -> ValidMask:
-    """``valid(window, grid)``: the scene's valid-data mask sampled at the pixel centres of a window of
-    ``grid`` (the reader's working grid or a decimated version of it)."""
-    mask, row_scale, col_scale = reader.valid_mask_overview()
-    working = reader.grid
-
-    def valid(window: Window, grid: PixelGrid) -> np.ndarray:
-        factor = max(1, round(grid.res[0] / working.res[0]))
-        rows = np.arange(int(window.row_off), int(window.row_off + window.height))
-        cols = np.arange(int(window.col_off), int(window.col_off + window.width))
-        rows = np.minimum(((rows + 0.5) * factor / row_scale).astype(np.intp), mask.shape[0] - 1)
-        cols = np.minimum(((cols + 0.5) * factor / col_scale).astype(np.intp), mask.shape[1] - 1)
-        return mask[rows[:, None], cols[None, :]]
-
-    return valid
-
-
-def channel_blocks(maps: MapBlocks, channels: Sequence[int]) -> Iterator[Block]:
-    """The blocks of ``maps`` restricted to ``channels``."""
-    index = list(channels)
-    for window, data in maps:
-        yield Block(window, data[index])
-
-
-def preview_factor(grid: PixelGrid, max_size: int = PREVIEW_MAX_SIZE) -> int:
-    """Decimation keeping a preview of ``grid`` within ``max_size`` pixels on its long side."""
-    return max(1, -(-max(grid.width, grid.height) // max_size))
-
-
-def preview_maps(maps: MapBlocks, factor: int) -> np.ndarray:
-    """(2C, h, w) NaN-aware area means of ``maps`` on ``grid.decimated(factor)``, from its blocks."""
-    small = maps.grid.decimated(factor)
-    total = np.zeros((2 * maps.channels, small.height, small.width))
-    count = np.zeros_like(total)
-    for window, data in maps:
-        row0, col0 = int(window.row_off), int(window.col_off)
-        rows = (np.arange(data.shape[1]) + row0) // factor
-        cols = (np.arange(data.shape[2]) + col0) // factor
-        finite = np.isfinite(data)
-        values = np.where(finite, data, 0.0)
-        for channel in range(data.shape[0]):
-            np.add.at(total[channel], (rows[:, None], cols[None, :]), values[channel])
-            np.add.at(count[channel], (rows[:, None], cols[None, :]), finite[channel])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / count, np.nan).astype(np.float32)
-
-
-def write_heatmap_outputs(job: Any, stitcher: Any, reader: Any, params: Any) -> dict[str, Any]:
-    """One two-band COG (score, raw similarity) and one overlay PNG per query, and the hot regions of
-    every query in ``regions.gpkg`` (none for a scene without CRS)."""
+def write_heatmap_outputs(
+    job: Any, stitcher: Any, reader: Any, params: Any, preview_size: int | None = PREVIEW_MAX_SIZE
+) -> dict[str, Any]:
+    """Per query: ``<slug>.tif`` (band 1 score, band 2 raw similarity), ``<slug>_overlay.png`` (bounded
+    size, georeferenced) and its hot regions in ``regions.gpkg`` (none for a scene without CRS)."""
     import geopandas as gpd
     import pandas as pd
 
-    from geo_dfm.jobs.common import scene_image_on
-    from tile_tools.raster_writers import write_cog, write_overlay_png
+    from tile_tools.preview import PreviewGrid, PreviewWriter
+    from tile_tools.raster_writers import CogWriter
     from tile_tools.vector_io import write_geopackage
-    from tile_tools.vectorize import heatmap_to_polygons
+    from tile_tools.vectorize import HeatRegions
 
-    maps = stitcher.maps(valid_mask_of(reader))
+    maps = stitcher.maps(reader.valid_mask_overview())
     grid, count = maps.grid, maps.channels
     queries = list(params.queries)
     slugs = unique_slugs(queries)
-    heatmaps, overlays, frames = {}, {}, []
-    factor = preview_factor(grid)
-    small = grid.decimated(factor)
-    preview = preview_maps(maps, factor)
-    background = scene_image_on(reader, small)
-    for index, (query, slug) in enumerate(zip(queries, slugs, strict=True)):
-        write_cog(
-            job.path(f"{slug}.tif"),
-            channel_blocks(maps, [index, count + index]),
-            grid,
-            band_descriptions=[f"score: {query}", f"cosine similarity: {query}"],
-        )
-        write_overlay_png(job.path(f"{slug}_overlay.png"), background, preview[index], small)
-        heatmaps[query] = job.final(f"{slug}.tif")
-        overlays[query] = job.final(f"{slug}_overlay.png")
-        if grid.crs is not None:
-            score = np.full((grid.height, grid.width), np.nan, np.float32)
-            for window, data in channel_blocks(maps, [index]):
-                score[window.toslices()] = data[0]
-            frames.append(
-                heatmap_to_polygons(
-                    score,
+    preview = PreviewGrid.bounded(grid, preview_size)
+    background = reader.read_image_on(preview.grid).image
+    with contextlib.ExitStack() as stack:
+        cogs = [
+            stack.enter_context(
+                CogWriter(
+                    job.path(f"{slug}.tif"),
                     grid,
-                    threshold=params.region_threshold,
-                    min_area_m2=params.min_region_area,
-                    query=query,
-                    valid=np.isfinite(score),
+                    2,
+                    band_descriptions=[f"score: {query}", f"cosine similarity: {query}"],
                 )
             )
-    outputs: dict[str, Any] = {"heatmaps": heatmaps, "overlays": overlays, "regions": None}
-    if frames:
-        regions = gpd.GeoDataFrame(
-            pd.concat(frames, ignore_index=True), geometry="geometry", crs=frames[0].crs
+            for query, slug in zip(queries, slugs, strict=True)
+        ]
+        overlays = [
+            stack.enter_context(PreviewWriter(job.path(f"{slug}_overlay.png"), preview, background))
+            for slug in slugs
+        ]
+        regions = (
+            [
+                HeatRegions(grid, params.region_threshold, query=query, min_area_m2=params.min_region_area)
+                for query in queries
+            ]
+            if grid.crs is not None
+            else []
         )
-        write_geopackage({"regions": regions}, job.path("regions.gpkg"))
+        for window, data in maps:
+            for index in range(count):
+                score = data[index]
+                cogs[index].write(window, data[[index, count + index]])
+                overlays[index].write(window, score)
+                if regions:
+                    regions[index].add(window, score)
+    outputs: dict[str, Any] = {
+        "heatmaps": {q: job.final(f"{s}.tif") for q, s in zip(queries, slugs, strict=True)},
+        "overlays": {q: job.final(f"{s}_overlay.png") for q, s in zip(queries, slugs, strict=True)},
+        "regions": None,
+    }
+    if regions:
+        frames = [r.frame() for r in regions]
+        frame = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=frames[0].crs)
+        write_geopackage({"regions": frame}, job.path("regions.gpkg"))
         outputs["regions"] = job.final("regions.gpkg")
     else:
         log.warning("%s: the scene has no CRS; no regions GeoPackage is written", params.scene)
     return outputs
-
-
-def class_blocks(maps: MapBlocks, min_confidence: float, unlabelled: int = 255) -> Iterator[Block]:
-    """(1, h, w) uint8 blocks of the class raster: argmax of the blended probabilities (the score half
-    of ``maps``), ``unlabelled`` below ``min_confidence`` and outside valid data."""
-    count = maps.channels
-    for window, data in maps:
-        probabilities = data[:count]
-        valid = np.isfinite(probabilities).all(axis=0)
-        filled = np.where(valid[None], probabilities, -1.0)
-        classes = filled.argmax(axis=0).astype(np.uint8)
-        classes[~valid | (filled.max(axis=0) < min_confidence)] = unlabelled
-        yield Block(window, classes[None])
-
-
-def _pixel_row_areas(grid: PixelGrid, rows: np.ndarray) -> np.ndarray:
-    """Area (m²) of one pixel in each of ``rows`` (constant on projected CRSs, per row on degrees)."""
-    from shapely.geometry import Polygon
-
-    from tile_tools.vectorize import areas_m2
-
-    t = grid.transform
-    corners = [(0, 0), (1, 0), (1, 1), (0, 1)]
-    pixels = [Polygon([t * (c, r + dr) for c, dr in corners]) for r in rows]
-    return areas_m2(pixels, grid.crs)
-
-
-def class_areas_m2(
-    blocks: Iterator[Block], grid: PixelGrid, labels: Sequence[str]
-) -> dict[str, float | None]:
-    """Area of each class (m²) in class-raster blocks; ``None`` for every label without a CRS."""
-    if grid.crs is None:
-        for _ in blocks:
-            pass
-        return dict.fromkeys(labels)
-    totals = np.zeros(len(labels))
-    row_area = None
-    if not grid.crs.is_geographic:
-        row_area = float(_pixel_row_areas(grid, np.array([0]))[0])
-    for window, data in blocks:
-        classes = data[0]
-        rows = np.arange(int(window.row_off), int(window.row_off + window.height))
-        per_row_area = np.full(len(rows), row_area) if row_area is not None else _pixel_row_areas(grid, rows)
-        for index in range(len(labels)):
-            totals[index] += float(((classes == index).sum(axis=1) * per_row_area).sum())
-    return {label: float(total) for label, total in zip(labels, totals, strict=True)}
 
 
 def write_class_outputs(
@@ -178,25 +93,26 @@ def write_class_outputs(
 ) -> tuple[dict[str, Any], dict[str, float | None]]:
     """``classes.tif`` (uint8, colour table, 255 unlabelled), ``probabilities.tif`` (one band per label),
     ``labels.gpkg`` (layers ``chips`` and dissolved ``regions``; none without CRS); returns the
-    ``outputs`` entry and the area per class."""
-    from tile_tools.raster_writers import write_class_raster, write_cog
+    ``outputs`` entry and the area per class (m², ``None`` without CRS)."""
+    from tile_tools.blocks import Block
+    from tile_tools.class_blocks import ClassAreas, label_block
+    from tile_tools.raster_writers import ClassRasterWriter, CogWriter
     from tile_tools.vector_io import write_geopackage
     from tile_tools.vectorize import chip_labels_to_polygons, dissolve_labels
 
     labels = list(params.labels)
-    maps = stitcher.maps(valid_mask_of(reader))
-    grid = maps.grid
-    classes = np.full((grid.height, grid.width), 255, np.uint8)
-    for window, data in class_blocks(maps, params.min_confidence):
-        classes[window.toslices()] = data[0]
-    write_class_raster(job.path("classes.tif"), classes, grid, labels)
-    areas = class_areas_m2(iter([Block(Window(0, 0, grid.width, grid.height), classes[None])]), grid, labels)
-    write_cog(
-        job.path("probabilities.tif"),
-        channel_blocks(maps, range(maps.channels)),
-        grid,
-        band_descriptions=labels,
-    )
+    maps = stitcher.maps(reader.valid_mask_overview())
+    grid, count = maps.grid, maps.channels
+    areas = ClassAreas(grid, count)
+    with (
+        ClassRasterWriter(job.path("classes.tif"), grid, labels) as classes,
+        CogWriter(job.path("probabilities.tif"), grid, count, band_descriptions=labels) as probabilities,
+    ):
+        for window, data in maps:
+            block = label_block(Block(window, data[:count]), params.min_confidence)
+            classes.write(window, block.classes)
+            probabilities.write(window, data[:count])
+            areas.add(window, block.classes)
     outputs: dict[str, Any] = {
         "classes": job.final("classes.tif"),
         "probabilities": job.final("probabilities.tif"),
@@ -218,4 +134,4 @@ def write_class_outputs(
         outputs["vectors"] = job.final("labels.gpkg")
     else:
         log.warning("%s: the scene has no CRS; no GeoPackage is written", params.scene)
-    return outputs, areas
+    return outputs, areas.as_dict(labels)

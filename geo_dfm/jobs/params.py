@@ -80,6 +80,13 @@ class ChipParams:
         choices=("shift", "pad"),
     )
     xyz_zoom: int | None = param(None, help="Chip along the XYZ web-map tiles of this zoom (0-24).")
+    max_chips: int = param(
+        2_000_000, help="Refuse plans with more chips than this (before any pixel is read)."
+    )
+    max_chip_size: int = param(8192, help="Refuse chips larger than this many pixels a side.")
+    max_grid_pixels: int = param(
+        100_000_000_000, help="Refuse working grids (after --gsd) above this many pixels."
+    )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,7 +1,7 @@
 """The stitch stage: chip scores → maps on an output grid, read back block by block.
 
 Two stitchers with one shape (``add(windows, values)`` per batch, then ``maps(valid)`` — the scene-wide
-*score* and *similarity* of every channel, as :class:`MapBlocks` read block by block):
+*score* and *raw value* of every channel, as :class:`MapBlocks` read block by block):
 
 - :class:`BlendStitcher`: the disk-backed weighted accumulator (Hann/Gaussian/uniform splats,
   optional decimation); score = scene-wide min–max of the mean value (or the mean value itself, for
@@ -9,8 +9,8 @@ Two stitchers with one shape (``add(windows, values)`` per batch, then ``maps(va
 - :class:`SeloStitcher`: the reference SeLo mean (uniform, exact on the compressed grid of window edges)
   and SeLo's post-processing chain.
 
-Only O(chips) state lives in memory (SeLo keeps the (N, C) scores); maps of output size live in the
-accumulator's disk tiles (or are computed per block).
+Memory: O(chips) (SeLo keeps the (N, C) scores) plus one block; what has the output's size lives on
+disk (the accumulator's tiles, SeLo's uint8 map) or is computed per block.
 """
 
 from __future__ import annotations
@@ -22,15 +22,18 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
-from tile_tools.accumulate import WEIGHT_KINDS, Block
+from tile_tools.accumulate import WEIGHT_KINDS
+from tile_tools.block_stats import ChannelStats
+from tile_tools.blocks import Block
+from tile_tools.mask_overview import MaskOverview
 from tile_tools.pixel_grid import PixelGrid
 
 #: Splat weightings a job may ask for, most useful first.
 WEIGHTINGS: tuple[str, ...] = ("hann", "gaussian", "uniform")
 assert set(WEIGHTINGS) == set(WEIGHT_KINDS)
 
-#: ``valid(window, grid) -> (h, w) bool``: the scene's valid-data mask on a window of an output grid.
-ValidMask = Callable[[Window, PixelGrid], np.ndarray]
+#: SeLo's exact mode writes its crops and its map as JPEG at this quality (the reference's).
+SELO_JPEG_QUALITY = 95
 
 
 def auto_decimation(grid: PixelGrid, requested: int | None, max_values: int, channels: int = 1) -> int:
@@ -41,37 +44,18 @@ def auto_decimation(grid: PixelGrid, requested: int | None, max_values: int, cha
     return max(1, math.ceil(math.sqrt(values / max_values)))
 
 
-@dataclass(frozen=True)
-class ChannelRange:
-    """Scene-wide minimum and maximum of each channel over valid pixels (NaN: no valid pixel)."""
-
-    low: np.ndarray
-    high: np.ndarray
-
-    @classmethod
-    def of_blocks(cls, blocks: Iterator[Block], channels: int) -> ChannelRange:
-        low, high = np.full(channels, np.inf), np.full(channels, -np.inf)
-        for _, data in blocks:
-            finite = np.isfinite(data)
-            with np.errstate(invalid="ignore"):
-                low = np.fmin(low, np.where(finite, data, np.inf).reshape(channels, -1).min(axis=1))
-                high = np.fmax(high, np.where(finite, data, -np.inf).reshape(channels, -1).max(axis=1))
-        empty = ~np.isfinite(low)
-        low[empty], high[empty] = np.nan, np.nan
-        return cls(low, high)
-
-    def normalize(self, data: np.ndarray) -> np.ndarray:
-        """(C, h, w) scaled to [0, 1] per channel (a constant channel becomes 0; NaN stays NaN)."""
-        span = (self.high - self.low)[:, None, None]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scaled = np.where(span > 0, (data - self.low[:, None, None]) / np.where(span > 0, span, 1), 0.0)
-        return np.where(np.isfinite(data), scaled, np.nan).astype(np.float32)
+def masked(blocks: Iterator[Block], valid: MaskOverview, grid: PixelGrid) -> Iterator[Block]:
+    """``blocks`` of ``grid`` with NaN wherever the scene has no valid data."""
+    for window, data in blocks:
+        keep = valid.sample(grid, window)
+        yield Block(window, np.where(keep[None], data, np.nan).astype(np.float32))
 
 
 @dataclass(frozen=True)
 class MapBlocks:
-    """Stitched maps on ``grid``, read block by block: each block is (2C, h, w) float32 — the C scores
-    in [0, 1] then the C raw values (mean similarity or probability) — NaN outside valid data."""
+    """Stitched maps on ``grid``, read block by block (row-major tiling order): each block is (2C, h, w)
+    float32 — the C scores in [0, 1] then the C raw values (mean similarity or probability) — NaN
+    outside valid data. Iterating reads them again."""
 
     grid: PixelGrid
     channels: int
@@ -96,6 +80,7 @@ class BlendStitcher:
         from tile_tools.accumulate import WeightedAccumulator
 
         self.grid, self.channels, self.decimation, self.normalize = grid, channels, decimation, normalize
+        self.block_size = block_size
         self._acc = WeightedAccumulator(
             grid, channels, weight=weighting, decimation=decimation, block_size=block_size
         )
@@ -111,29 +96,27 @@ class BlendStitcher:
         for window, value in zip(windows, values, strict=True):
             self._acc.add(window, value)
 
-    def _masked_blocks(self, valid: ValidMask) -> Iterator[Block]:
-        for window, data in self._acc.iter_blocks():
-            keep = valid(window, self.output_grid)
-            yield Block(window, np.where(keep[None], data, np.nan).astype(np.float32))
+    def maps(self, valid: MaskOverview) -> MapBlocks:
+        """Score (min–max of the mean over valid pixels, or the mean itself) and mean value per block."""
+        grid, size = self.output_grid, self.block_size
 
-    def maps(self, valid: ValidMask) -> MapBlocks:
-        """Score (min–max of the mean, or the mean itself) and mean value per block."""
-        value_range = (
-            ChannelRange.of_blocks(self._masked_blocks(valid), self.channels) if self.normalize else None
-        )
+        def means() -> Iterator[Block]:
+            return masked(self._acc.iter_blocks(block_size=size), valid, grid)
+
+        stats = ChannelStats.from_blocks(means()) if self.normalize else None
 
         def read() -> Iterator[Block]:
-            for window, mean in self._masked_blocks(valid):
-                score = value_range.normalize(mean) if value_range is not None else mean
-                yield Block(window, np.concatenate([score, mean]))
+            for window, mean in means():
+                score = stats.normalize(mean) if stats is not None else mean
+                yield Block(window, np.concatenate([score, mean]).astype(np.float32))
 
-        return MapBlocks(self.output_grid, self.channels, read)
+        return MapBlocks(grid, self.channels, read)
 
 
 class SeloStitcher:
     """The SeLo v1 map: uniform mean of window scores, then SeLo's post-processing (docs/selo.md)."""
 
-    def __init__(self, grid: PixelGrid, channels: int, exact: bool = False, block_size: int = 512) -> None:
+    def __init__(self, grid: PixelGrid, channels: int, exact: bool = False, block_size: int = 2048) -> None:
         self.grid = self.output_grid = grid
         self.channels, self.exact, self.decimation, self.block_size = channels, exact, 1, block_size
         self._windows: list[Window] = []
@@ -149,26 +132,26 @@ class SeloStitcher:
         self._windows.extend(windows)
         self._scores.append(np.asarray(values, dtype=np.float64).reshape(len(windows), self.channels))
 
-    def maps(self, valid: ValidMask) -> MapBlocks:
-        from geo_dfm.jobs.selo import selo_map_round_trip
-        from tile_tools.accumulate import selo_mean
-        from tile_tools.postprocess import selo_postprocess
+    def maps(self, valid: MaskOverview) -> MapBlocks:
+        """SeLo's ``g / 255`` and the mean similarity per block; the uint8 map the 251 median needs lives
+        on disk (:func:`tile_tools.postprocess.selo_postprocess_blocks`). Blocks are multiples of 8 (the
+        exact mode's JPEG round trip works on 8 × 8 blocks)."""
+        from tile_tools.postprocess import selo_postprocess_blocks
+        from tile_tools.selo_map import SeloMap
 
-        grid = self.grid
-        similarity = selo_mean(self._windows, np.concatenate(self._scores), grid.height, grid.width)
-        mask = valid(Window(0, 0, grid.width, grid.height), grid) & np.isfinite(similarity).all(axis=0)
-        score = np.stack([selo_postprocess(channel, mask) for channel in similarity])
-        if self.exact:
-            score = np.stack([selo_map_round_trip(channel) for channel in score])
-        similarity[:, ~mask] = np.nan
-        both = np.concatenate([score, similarity]).astype(np.float32)
-        size = self.block_size
+        grid, size = self.grid, self.block_size
+        scores = np.concatenate(self._scores) if self._scores else np.zeros((0, self.channels))
+        selo = SeloMap.from_windows(self._windows, scores, grid.height, grid.width)
+
+        def similarity() -> Iterator[Block]:
+            return masked(selo.iter_blocks(block_size=size), valid, grid)
+
+        stats = ChannelStats.from_blocks(similarity())
+        quality = SELO_JPEG_QUALITY if self.exact else None
 
         def read() -> Iterator[Block]:
-            for row in range(0, grid.height, size):
-                for col in range(0, grid.width, size):
-                    window = Window(col, row, min(size, grid.width - col), min(size, grid.height - row))
-                    rows, cols = window.toslices()
-                    yield Block(window, both[:, rows, cols])
+            chain = selo_postprocess_blocks(similarity, grid.height, grid.width, stats, jpeg_quality=quality)
+            for (window, mean), (_, score) in zip(similarity(), chain, strict=True):
+                yield Block(window, np.concatenate([score, mean]).astype(np.float32))
 
         return MapBlocks(grid, self.channels, read)

@@ -54,7 +54,7 @@ def world(tmp_path_factory, toy_model_path):
     (home / "notes.txt").write_text("field notes\n")
     corrupt = root / "corrupt.tif"
     corrupt.write_bytes(scene.read_bytes()[: scene.stat().st_size // 2])
-    coarse = _write(root / "landsat.tif", 64, 64, res=30.0)
+    coarse = _write(root / "landsat.tif", 512, 512, res=30.0)  # at 0.01 m: 1.5 million px a side
     huge = root / "huge.vrt"
     huge.write_text(
         '<VRTDataset rasterXSize="1000000" rasterYSize="1000000">'
@@ -116,7 +116,7 @@ def cases(w: dict) -> list[Case]:
         Case(
             "gsd-far-below-the-scene",
             ("localize", str(w["coarse"]), "water", "-o", out, "--gsd", "0.01", *toy),
-            "--gsd",
+            "raise --max-grid-pixels",
         ),
         Case(
             "chip-larger-than-allowed",
@@ -134,11 +134,19 @@ def cases(w: dict) -> list[Case]:
                 "0",
                 *toy,
             ),
-            "--chip-size",
+            "raise --max-chip-size",
         ),
         Case("overlap-of-one", ("localize", s, "water", "-o", out, "--overlap", "1.0", *toy), "--overlap"),
-        Case("bad-bands", ("localize", s, "water", "-o", out, "--bands", "4,5,6", *toy), "--bands"),
-        Case("aoi-outside", ("localize", s, "water", "-o", out, "--aoi", "0,0,10,10", *toy), "AOI"),
+        Case(
+            "bad-bands",
+            ("localize", s, "water", "-o", out, "--bands", "4,5,6", *toy),
+            "band 4 does not exist",
+        ),
+        Case(
+            "aoi-outside",
+            ("localize", s, "water", "-o", out, "--aoi", "0,0,10,10", *toy),
+            "area of interest lies outside",
+        ),
         Case("exact-without-selo", ("localize", s, "water", "-o", out, "--exact", *toy), "--exact"),
         Case("too-many-labels", ("classify", s, "--labels-file", str(w["many"]), "-o", out, *toy), "254"),
         Case("duplicate-labels", ("classify", s, "--labels", "water,Water", "-o", out, *toy), "duplicate"),
@@ -225,7 +233,9 @@ def test_a_virtual_gdal_path_reaches_gdal_verbatim(world, tmp_path, capsys):
     with zipfile.ZipFile(archive, "w") as zf:
         zf.write(world["scene"], "scene.tif")
     out = tmp_path / "chips"
-    code = main(["chips", f"/vsizip/{archive}/scene.tif", "-o", str(out), "--size", "64", "--json"])
+    code = main(
+        ["chips", f"/vsizip/{archive}/scene.tif", "-o", str(out), "--size", "64", "--overlap", "0", "--json"]
+    )
     assert code == 0, capsys.readouterr().err
     summary = json.loads(capsys.readouterr().out)
     assert summary["scene"] == f"/vsizip/{archive}/scene.tif" and summary["chips"] == 4

@@ -169,8 +169,15 @@ def test_missing_scene_and_existing_output(scene, tmp_path, capsys):
     assert main(argv) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert [p.name for p in existing.iterdir()] == ["keep.txt"]
-    assert main([*argv, "--overwrite"]) == 0
-    assert not (existing / "keep.txt").exists() and (existing / "summary.json").is_file()
+    # --overwrite never deletes what geo-dfm did not write
+    assert main([*argv, "--overwrite"]) == 2
+    assert "keep.txt" in capsys.readouterr().err
+    assert [p.name for p in existing.iterdir()] == ["keep.txt"]
+    ours = tmp_path / "ours"
+    assert main([*argv[:-4], "-o", str(ours), "--model", "toy"]) == 0
+    first = (ours / "summary.json").read_text()
+    assert main([*argv[:-4], "-o", str(ours), "--model", "toy", "--overwrite"]) == 0  # a geo-dfm output
+    assert (ours / "summary.json").read_text() != first
     assert _leftovers(tmp_path) == []
 
 

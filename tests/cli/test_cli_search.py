@@ -49,7 +49,7 @@ def test_forest_search_and_index_reuse(scenes, tmp_path, monkeypatch, capsys):
 
             assert row.geometry.bounds == pytest.approx(bounds(expected, first.transform))
     assert forest >= 8, f"{forest}/10 forest chips"
-    assert summary["outputs"]["index"] == str(tmp_path / "geo-dfm-embeddings.npz")
+    assert summary["outputs"]["index"] == str(tmp_path / "geo-dfm-embeddings")
     assert [r["rank"] for r in summary["results"]] == list(range(1, 11))
 
     # a later query over the same scenes encodes no image
