@@ -35,10 +35,12 @@ import queue
 import sys
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 import click
 
+import geo_dfm
 from geo_dfm.errors import EXIT_CANCELLED, EXIT_INTERNAL, InputError, exit_status
 from geo_dfm.progress import JsonlProgress, ProgressLogHandler
 
@@ -121,6 +123,7 @@ def environment_info() -> dict[str, Any]:
         "protocol": PROTOCOL_VERSION,
         "version": __version__,
         "python": sys.executable,
+        "package": str(Path(geo_dfm.__file__).resolve().parent),
         "pid": os.getpid(),
     }
     try:

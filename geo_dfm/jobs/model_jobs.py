@@ -56,8 +56,8 @@ def run_list_models(params: ListModelsParams, progress: Progress) -> dict[str, A
 def run_download_model(params: DownloadModelParams, progress: Progress) -> dict[str, Any]:
     """Download the weights of ``params.name`` (already cached: nothing to do) and report the file.
 
-    The download runs in a helper thread so a cancel request ends the job at once; the Hugging Face
-    client keeps its partial file and resumes it on the next download.
+    The download runs in a helper thread so a cancel request ends the job at once (the Hugging Face
+    client keeps its partial file and resumes it on the next download); progress events count bytes.
     """
     from geo_dfm.models.checkpoints import download_weights
     from geo_dfm.models.registry import get_model_spec
@@ -65,10 +65,14 @@ def run_download_model(params: DownloadModelParams, progress: Progress) -> dict[
     spec = get_model_spec(params.name)
     progress.stage(f"download {spec.name}")
     outcome: dict[str, Any] = {}
+    counts = {"done": 0, "total": None}
+
+    def on_bytes(done: int, total: int | None) -> None:  # called in the download thread
+        counts["done"], counts["total"] = done, total
 
     def fetch() -> None:
         try:
-            outcome["path"] = download_weights(spec)
+            outcome["path"] = download_weights(spec, on_bytes)
         except BaseException as exc:  # reported in the job thread
             outcome["error"] = exc
 
@@ -76,6 +80,10 @@ def run_download_model(params: DownloadModelParams, progress: Progress) -> dict[
     worker.start()
     while worker.is_alive():
         worker.join(0.2)
+        if counts["total"] and progress.total != counts["total"]:
+            progress.set_total(int(counts["total"]))
+        if counts["done"] > progress.done:
+            progress.advance(int(counts["done"]) - progress.done)  # bytes; also checks for a cancel
         progress.check_cancelled()
     if "error" in outcome:
         raise outcome["error"]

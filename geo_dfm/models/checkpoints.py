@@ -21,7 +21,7 @@ import shutil
 import socket
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
@@ -264,8 +264,29 @@ def resolve_weights(spec: ModelSpec, download: bool = True) -> Path:
     return download_weights(spec)
 
 
-def download_weights(spec: ModelSpec) -> Path:
-    """Fetch the weights of ``spec`` into the cache (with a progress bar on stderr) and return the file."""
+#: ``on_bytes(done, total)``: download progress in bytes (total ``None`` when unknown).
+BytesCallback = Callable[[int, "int | None"], None]
+
+
+def _progress_bar(on_bytes: BytesCallback | None):
+    """A tqdm class for downloads that also reports its counts to ``on_bytes``."""
+    from tqdm import tqdm
+
+    if on_bytes is None:
+        return tqdm
+
+    class ReportingBar(tqdm):  # type: ignore[misc, valid-type]
+        def update(self, n: float | None = 1) -> bool | None:
+            shown = super().update(n)
+            on_bytes(int(self.n), int(self.total) if self.total else None)
+            return shown
+
+    return ReportingBar
+
+
+def download_weights(spec: ModelSpec, on_bytes: BytesCallback | None = None) -> Path:
+    """Fetch the weights of ``spec`` into the cache (with a progress bar on stderr; ``on_bytes`` also
+    receives the byte counts) and return the file."""
     if spec.local == "toy":
         return resolve_weights(spec)
     found = cached_weights(spec)
@@ -277,11 +298,11 @@ def download_weights(spec: ModelSpec) -> Path:
     if not _host_reachable(host):
         raise missing_weights_error(spec, f"{urlparse(host).hostname} is not reachable from this machine")
     if spec.hf_repo is not None:
-        return _download_hf(spec)
-    return _download_archive(spec)
+        return _download_hf(spec, on_bytes)
+    return _download_archive(spec, on_bytes)
 
 
-def _download_hf(spec: ModelSpec) -> Path:
+def _download_hf(spec: ModelSpec, on_bytes: BytesCallback | None = None) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
@@ -290,7 +311,11 @@ def _download_hf(spec: ModelSpec) -> Path:
     for index, filename in enumerate(candidates):
         try:
             path = hf_hub_download(
-                spec.hf_repo, filename, cache_dir=hf_cache_dir(), local_files_only=is_offline()
+                spec.hf_repo,
+                filename,
+                cache_dir=hf_cache_dir(),
+                local_files_only=is_offline(),
+                tqdm_class=_progress_bar(on_bytes),
             )
             return Path(path)
         except LocalEntryNotFoundError as exc:  # before EntryNotFoundError: it is a subclass
@@ -306,14 +331,13 @@ def _download_hf(spec: ModelSpec) -> Path:
     raise missing_weights_error(spec, "no file to download")  # pragma: no cover - specs always name one
 
 
-def _download_archive(spec: ModelSpec) -> Path:
+def _download_archive(spec: ModelSpec, on_bytes: BytesCallback | None = None) -> Path:
     """Download a (zip) release, keep only the checkpoint member, atomically."""
     import urllib.request
 
-    from tqdm import tqdm
-
     from tile_tools.atomic import atomic_file
 
+    tqdm = _progress_bar(on_bytes)
     assert spec.url is not None
     target = _archive_target(spec)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -102,7 +102,9 @@ def test_zip_release_is_unpacked_to_the_cache(tmp_path):
         zf.writestr("SkyCLIP_ViT_B32_top50pct/params.txt", "lr: 1e-9")
         zf.writestr("SkyCLIP_ViT_B32_top50pct/epoch_20.pt", b"checkpoint bytes")
     spec = dataclasses.replace(get_model_spec("skyclip-vit-b-32"), url=archive.as_uri())
-    target = _download_archive(spec)
+    counts = []
+    target = _download_archive(spec, lambda done, total: counts.append((done, total)))
+    assert counts and counts[-1] == (archive.stat().st_size, archive.stat().st_size)  # progress in bytes
     assert target == Path(os.environ["GEO_DFM_CACHE"]) / "weights" / "skyclip-vit-b-32" / "epoch_20.pt"
     assert target.read_bytes() == b"checkpoint bytes"
     assert [p.name for p in target.parent.iterdir()] == ["epoch_20.pt"]  # no zip or temp files left
