@@ -164,6 +164,52 @@ def check_images(images: list[np.ndarray], expected: int, size: int) -> None:
             raise ValueError(f"expected ({size}, {size}, 3) uint8 images, got {image.shape} {image.dtype}")
 
 
+class GeneratedImages:
+    """The output folder's images and tables, written image by image (context manager).
+
+    Kept images go to ``images/`` and a ``pairs.csv`` row; with ``filtered``, removed ones go to
+    ``removed/`` and every image gets a ``filter.csv`` row. ``per_prompt`` counts them.
+    """
+
+    def __init__(self, folder: Path, prompts: Sequence[str], filtered: bool, model: str) -> None:
+        self.folder, self.model = folder, model
+        self.per_prompt = {prompt: {"generated": 0, "kept": 0, "removed": 0} for prompt in prompts}
+        self._files = contextlib.ExitStack()
+        (folder / "images").mkdir()
+        self.pairs = self._files.enter_context(CsvRows(folder / "pairs.csv", PAIRS_COLUMNS))
+        self.scores = None
+        if filtered:
+            (folder / "removed").mkdir()
+            self.scores = self._files.enter_context(CsvRows(folder / "filter.csv", FILTER_COLUMNS))
+
+    def add(
+        self,
+        item: PlannedImage,
+        image: np.ndarray,
+        text: dict[str, str],
+        score: FilterScore | None,
+        kept: bool,
+    ) -> None:
+        """Write ``image`` (PNG text chunks ``text``) and its table rows."""
+        request = item.request
+        relative = f"{'images' if kept else 'removed'}/{item.name}"
+        write_png(self.folder / relative, image, text)
+        counts = self.per_prompt[request.prompt]
+        counts["generated"] += 1
+        counts["kept" if kept else "removed"] += 1
+        row = {"image_path": relative, "caption": request.prompt, "seed": request.seed}
+        if kept:
+            self.pairs.write({**row, "model": self.model})
+        if self.scores is not None and score is not None:
+            self.scores.write({**row, **_score_columns(score, kept)})
+
+    def __enter__(self) -> GeneratedImages:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._files.close()
+
+
 def _load_filter(params: GenerateParams) -> PromptFilter:
     from geo_dfm.jobs.common import load_job_encoder
     from geo_dfm.jobs.params import ModelParams
@@ -210,43 +256,26 @@ def run_generate(
                 choice, params.device, params.precision, params.attention_slicing, params.threads
             )
     model_name = text_to_image.name
-    per_prompt = {prompt: {"generated": 0, "kept": 0, "removed": 0} for prompt in params.prompts}
     inputs = [choice.folder] if choice is not None else []
     with atomic_directory(target, overwrite=params.overwrite, inputs=inputs, command="generate") as folder:
-        (folder / "images").mkdir()
-        if prompt_filter is not None:
-            (folder / "removed").mkdir()
-        with contextlib.ExitStack() as files:
-            pairs = files.enter_context(CsvRows(folder / "pairs.csv", PAIRS_COLUMNS))
-            scores = (
-                files.enter_context(CsvRows(folder / "filter.csv", FILTER_COLUMNS))
-                if prompt_filter is not None
-                else None
-            )
+        filtered = prompt_filter is not None
+        with GeneratedImages(folder, params.prompts, filtered, model_name) as written:
             progress.stage("generate images", total=len(planned))
             for batch in batches(planned, params.batch_size):
                 requests = [item.request for item in batch]
                 with timer.stage("generate"):
                     images = text_to_image.generate(requests, settings, on_step=progress.check_cancelled)
                 check_images(images, len(batch), params.size)
-                batch_scores: list[FilterScore | None] = [None] * len(batch)
+                scores: list[FilterScore | None] = [None] * len(batch)
                 if prompt_filter is not None:
                     with timer.stage("filter"):
-                        batch_scores = list(prompt_filter.score(images, [r.prompt for r in requests]))
+                        scores = list(prompt_filter.score(images, [r.prompt for r in requests]))
                 with timer.stage("write images"):
-                    for item, image, score in zip(batch, images, batch_scores, strict=True):
-                        kept = score is None or (prompt_filter is not None and prompt_filter.keeps(score))
-                        relative = f"{'images' if kept else 'removed'}/{item.name}"
-                        write_png(folder / relative, image, _png_text(item.request, settings, model_name))
-                        counts = per_prompt[item.request.prompt]
-                        counts["generated"] += 1
-                        counts["kept" if kept else "removed"] += 1
-                        row = {"image_path": relative, "caption": item.request.prompt}
-                        if kept:
-                            pairs.write({**row, "seed": item.request.seed, "model": model_name})
-                        if scores is not None and score is not None:
-                            scores.write({**row, "seed": item.request.seed, **_score_columns(score, kept)})
+                    for item, image, score in zip(batch, images, scores, strict=True):
+                        kept = prompt_filter is None or score is None or prompt_filter.keeps(score)
+                        written.add(item, image, _png_text(item.request, settings, model_name), score, kept)
                 progress.advance(len(batch))
+        per_prompt = written.per_prompt
         kept_total = sum(c["kept"] for c in per_prompt.values())
         outputs = {
             "images": str(target / "images"),
