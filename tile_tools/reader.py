@@ -51,6 +51,23 @@ def utm_crs_for(lon: float, lat: float) -> CRS:
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
 
+def unwrapped_degrees(crs: CRS | None, bounds: tuple[float, float, float, float]) -> CRS | None:
+    """For a degree CRS whose scene spells longitudes past ±180° (179…181°, or −181…−179°): the same CRS
+    with PROJ's ``+lon_wrap``, to warp from (GDAL's inverse transform otherwise wraps the longitudes
+    beyond the antimeridian back into ±180°, off the scene's pixels, and that part is lost). ``None``
+    when not needed."""
+    if crs is None or not crs.is_geographic:
+        return None
+    west, _, east, _ = bounds
+    if east > 180.0:
+        wrap = 180
+    elif west < -180.0:
+        wrap = -180
+    else:
+        return None
+    return CRS.from_proj4(f"{crs.to_proj4()} +lon_wrap={wrap}")
+
+
 def metres_per_unit(crs: CRS | None) -> float | None:
     """Metres per CRS unit for a projected CRS (1 for metres, 0.3048… for feet); None otherwise."""
     if crs is None or crs.is_geographic:
@@ -262,13 +279,14 @@ class SceneReader:
             grid, origin = xyz_grid(lnglat, self.xyz_zoom, self.tile_size, source=self.path)
             self.xyz_origin = origin
             self.xyz_wraps = grid.crs != WEB_MERCATOR
-            self.grid = grid
-            return {"crs": grid.crs, "transform": grid.transform, "width": grid.width, "height": grid.height}
+            return self._warp_onto(grid, {})
         if gsd is None and not metric:
             self.grid = source
             return None
         self._needs_crs("a size in metres or a gsd" if metric else "a gsd")
         dst_crs = source.crs
+        unwrapped = unwrapped_degrees(source.crs, source.bounds)
+        src_options: dict[str, Any] = {} if unwrapped is None else {"src_crs": unwrapped}
         if source.crs.is_geographic:
             lon0, lat0, lon1, lat1 = transform_bounds(source.crs, "EPSG:4326", *source.bounds, densify_pts=21)
             if lon0 > lon1:  # across the antimeridian
@@ -285,18 +303,23 @@ class SceneReader:
             left, bottom, right, top = source.bounds
         else:
             # GDAL's own suggested output for the real (possibly rotated or sheared) source transform
-            with WarpedVRT(src, crs=dst_crs) as suggested:
+            with WarpedVRT(src, crs=dst_crs, **src_options) as suggested:
                 transform, width, height = suggested.transform, suggested.width, suggested.height
             if res is None:
-                self.grid = PixelGrid(int(width), int(height), transform, dst_crs)
-                return {"crs": dst_crs, "transform": transform, "width": int(width), "height": int(height)}
+                return self._warp_onto(PixelGrid(int(width), int(height), transform, dst_crs), src_options)
             left, top = transform.c, transform.f
             right, bottom = left + width * transform.a, top + height * transform.e
         transform = Affine(res, 0.0, left, 0.0, -res, top)
         width = max(1, math.ceil((right - left) / res - 1e-9))
         height = max(1, math.ceil((top - bottom) / res - 1e-9))
-        self.grid = PixelGrid(int(width), int(height), transform, dst_crs)
-        return {"crs": dst_crs, "transform": transform, "width": int(width), "height": int(height)}
+        return self._warp_onto(PixelGrid(int(width), int(height), transform, dst_crs), src_options)
+
+    def _warp_onto(self, grid: PixelGrid, src_options: dict[str, Any]) -> dict[str, Any]:
+        """Make ``grid`` the working grid; its WarpedVRT parameters."""
+        self.grid = grid
+        return {"crs": grid.crs, "transform": grid.transform, "width": grid.width, "height": grid.height} | (
+            src_options
+        )
 
     def _make_working(self, src: Any, grid: PixelGrid | None = None) -> Any:
         """The working dataset over ``src``: ``src`` itself, or a WarpedVRT onto the working grid (or onto
