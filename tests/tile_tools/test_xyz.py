@@ -6,6 +6,7 @@ import mercantile
 import numpy as np
 import pytest
 import rasterio
+from pyproj import Transformer
 from rasterio.enums import Resampling
 from rasterio.transform import from_bounds, from_origin
 from rasterio.warp import reproject, transform_bounds
@@ -118,3 +119,72 @@ def test_local_slippy_folder_reads_as_a_scene(tmp_path, rng):
         assert not missing.mask.any()
     with pytest.raises(InputError, match="not a slippy-map tile folder"):
         SceneReader(tmp_path / "tiles" / "12" / "2140")
+
+
+# --- across the antimeridian (issue 10 item 9: the part east of 180° was dropped) ----------------------
+def _reprojected_onto(tile, data, crs, transform, resampling=Resampling.bilinear):
+    """GDAL's own reprojection of ``data`` (and of its valid mask) onto the EPSG:3857 ``tile``."""
+    image = np.zeros((data.shape[0], 256, 256), dtype=np.uint8)
+    valid = np.zeros((256, 256), dtype=np.uint8)
+    common = dict(
+        src_transform=transform,
+        src_crs=crs,
+        dst_transform=from_bounds(*mercantile.xy_bounds(tile), 256, 256),
+        dst_crs="EPSG:3857",
+    )
+    reproject(data, image, resampling=resampling, **common)
+    reproject(np.ones(data.shape[1:], np.uint8), valid, resampling=Resampling.nearest, **common)
+    return image, valid.astype(bool)
+
+
+def test_a_utm_scene_across_the_antimeridian_gets_tiles_on_both_sides(make_scene):
+    # a Fiji-like UTM 60 S scene, 800 m west and 800 m east of 180°
+    x180, y = Transformer.from_crs(4326, 32760, always_xy=True).transform(180.0, -16.0)
+    rows, cols = np.mgrid[0:120, 0:160]
+    data = np.stack([10 + cols * 1.5, 10 + rows * 2.0, 250 - cols - rows / 2]).astype(
+        np.uint8
+    )  # smooth ramps
+    transform = from_origin(round(x180) - 800.0, round(y), 10.0, 10.0)
+    path = make_scene(data, crs="EPSG:32760", transform=transform)
+    zoom = 14
+    with SceneReader(path, xyz_zoom=zoom) as reader, rasterio.open(path) as src:
+        west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+        assert west > east  # GDAL's own spelling of a box across the antimeridian
+        expected = set(mercantile.tiles(west, south, east, north, zooms=zoom))
+        chips = [reader.read_chip(w) for w in tile_windows(reader)]
+        assert {c.tile for c in chips} == expected
+        assert {c.tile.x for c in chips} == {0, 2**zoom - 1}
+        for chip in chips:
+            assert chip.crs == rasterio.crs.CRS.from_epsg(3857)
+            assert chip.bounds == pytest.approx(tuple(mercantile.xy_bounds(chip.tile)), abs=1e-6)
+            assert tile_window(reader, chip.tile) == chip.window
+            image, valid = _reprojected_onto(chip.tile, data, src.crs, src.transform)
+            assert chip.valid_fraction > 0.03
+            assert np.mean(chip.mask != valid) < 0.01  # masks agree up to GDAL's edge pixels
+            both = chip.mask & valid
+            diff = np.abs(chip.image.transpose(2, 0, 1)[:, both].astype(int) - image[:, both])
+            assert diff.max() <= 1  # on ramps of 1.5-2 levels per pixel: placed within a pixel
+
+
+@pytest.mark.parametrize("west", [179.85, -180.15])  # the same place spelled east or west of ±180°
+def test_a_degree_scene_spelled_past_180_keeps_both_halves(make_scene, rng, west):
+    zoom, res = 9, 0.002
+    data = rng.integers(1, 255, (3, 50, 100), dtype=np.uint8)
+    path = make_scene(data, crs="EPSG:4326", transform=from_origin(west, -16.0, res, res))
+    # the truth: each half written as a scene of its own in ordinary −180…180° longitudes
+    halves = {
+        2**zoom - 1: (data[:, :, :75], from_origin(179.85, -16.0, res, res)),
+        0: (data[:, :, 75:], from_origin(-180.0, -16.0, res, res)),
+    }
+    with SceneReader(path, xyz_zoom=zoom, resampling="nearest") as reader:
+        chips = {c.tile.x: c for c in (reader.read_chip(w) for w in tile_windows(reader))}
+        assert set(chips) == {0, 2**zoom - 1}
+        for x, (half, transform) in halves.items():
+            chip = chips[x]
+            image, valid = _reprojected_onto(chip.tile, half, "EPSG:4326", transform, Resampling.nearest)
+            assert chip.crs == rasterio.crs.CRS.from_epsg(3857)
+            assert chip.bounds == pytest.approx(tuple(mercantile.xy_bounds(chip.tile)), abs=1e-6)
+            assert abs(int(chip.mask.sum()) - int(valid.sum())) <= 256  # at most one column at the seam
+            both = chip.mask & valid
+            assert both.sum() > 0.9 * valid.sum()
+            np.testing.assert_array_equal(chip.image.transpose(2, 0, 1)[:, both], image[:, both])
