@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from geo_dfm.cli.options import model_options, output_options, progress_options
-
-METHOD_CHOICES = ("lora", "ia3", "loha", "oft", "full", "frozen-text", "frozen-image")
+from geo_dfm.training.method_options import METHODS, TOWERS
 
 
 @click.command(name="finetune")
@@ -18,9 +17,7 @@ METHOD_CHOICES = ("lora", "ia3", "loha", "oft", "full", "frozen-text", "frozen-i
     "(shards.tar, a folder of them, or data-{000000..000009}.tar).",
 )
 @output_options
-@click.option(
-    "--method", type=click.Choice(METHOD_CHOICES), default="lora", show_default=True, help="What trains."
-)
+@click.option("--method", type=click.Choice(METHODS), default="lora", show_default=True, help="What trains.")
 @click.option(
     "--images-dir", type=click.Path(path_type=str), default=None, help="Root of relative image paths."
 )
@@ -43,7 +40,7 @@ METHOD_CHOICES = ("lora", "ia3", "loha", "oft", "full", "frozen-text", "frozen-i
 @click.option("--alpha", type=float, default=None, help="Adapter scaling numerator (default 2 × rank).")
 @click.option("--dropout", type=float, default=0.0, show_default=True, help="Adapter dropout (LoRA, LoHa).")
 @click.option(
-    "--towers", type=click.Choice(["both", "image", "text"]), default="both", show_default=True,
+    "--towers", type=click.Choice(TOWERS), default="both", show_default=True,
     help="Towers that get adapters.",
 )  # fmt: skip
 @click.option(
@@ -107,14 +104,8 @@ def finetune(**options) -> None:
 
     Example: geo-dfm finetune --pairs pairs/pairs.csv --model georsclip-vit-b-32 --method lora -o lora/
     """
-    from geo_dfm.cli.runner import OPTION_ALIASES, run_job
-    from geo_dfm.jobs.finetune import FinetuneParams, run_finetune
-    from geo_dfm.jobs.params import params_from_options
+    from geo_dfm.cli.runner import run_registered
 
     names = options.pop("val_classnames")
-    values = {**options, "val_classnames": tuple(n.strip() for n in names.split(",")) if names else None}
-
-    def job(progress):
-        return run_finetune(params_from_options(FinetuneParams, values, OPTION_ALIASES), progress)
-
-    run_job("finetune", job, options["progress_mode"], options["print_json"])
+    classnames = tuple(name.strip() for name in names.split(",") if name.strip()) if names else None
+    run_registered("finetune", options, val_classnames=classnames)

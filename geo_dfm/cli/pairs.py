@@ -59,42 +59,27 @@ def pairs(inputs: tuple[str, ...], **options) -> None:
 
     Example: geo-dfm pairs scene.tif landcover.gpkg --label-field class -o pairs/ --chip-size 100m
     """
-    from geo_dfm.cli.runner import OPTION_ALIASES, run_job
-    from geo_dfm.errors import InputError
-    from geo_dfm.jobs.params import params_from_options
+    from geo_dfm.cli.runner import run_registered
 
     source = options.pop("filter_pairs")
     if source is not None:
-        from geo_dfm.jobs.pairs import PairsFilterParams, run_pairs_filter
-
         if inputs:
             raise click.UsageError("--filter takes no SCENE/LABELS arguments")
-        values = {
-            **options,
-            "pairs": source,
-            "rs_prompts": _prompts(options.pop("rs_prompts")),
-            "non_rs_prompts": _prompts(options.pop("non_rs_prompts")),
-        }
-
-        def job(progress):
-            return run_pairs_filter(params_from_options(PairsFilterParams, values, OPTION_ALIASES), progress)
-
-        run_job("pairs", job, options["progress_mode"], options["print_json"])
+        rs_prompts, non_rs_prompts = (
+            _prompts(options.pop("rs_prompts")),
+            _prompts(options.pop("non_rs_prompts")),
+        )
+        run_registered(
+            "pairs-filter", options, pairs=source, rs_prompts=rs_prompts, non_rs_prompts=non_rs_prompts
+        )
         return
-    from geo_dfm.jobs.pairs import PairsParams, run_pairs
-
     if len(inputs) < 2:
         raise click.UsageError(
             "give one or more scenes and the labels file: SCENE… LABELS (or --filter PAIRS)"
         )
-    values = {**options, "scenes": tuple(inputs[:-1]), "labels": inputs[-1]}
-
-    def label_job(progress):
-        if not options.get("label_field"):
-            raise InputError("label_field", "name the labels' attribute holding the class: --label-field F")
-        return run_pairs(params_from_options(PairsParams, values, OPTION_ALIASES), progress)
-
-    run_job("pairs", label_job, options["progress_mode"], options["print_json"])
+    if not options.get("label_field"):
+        raise click.UsageError("name the labels' attribute holding the class name: --label-field F")
+    run_registered("pairs", options, scenes=tuple(inputs[:-1]), labels=inputs[-1])
 
 
 def _prompts(text: str | None) -> tuple[str, ...] | None:

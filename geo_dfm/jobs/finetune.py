@@ -30,7 +30,7 @@ from typing import Any
 from geo_dfm.jobs.params import ModelParams, param
 from geo_dfm.jobs.pipeline import output_target, start_job
 from geo_dfm.progress import Progress
-from geo_dfm.training.methods import ADAPTER_METHODS, METHODS, TOWERS
+from geo_dfm.training.method_options import ADAPTER_METHODS, METHODS, TOWERS
 from tile_tools.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class FinetuneParams:
 
 def check_finetune_params(params: FinetuneParams) -> FinetuneParams:
     """Checks that need no file or model (InputErrors name the parameter)."""
-    from geo_dfm.training.methods import MethodOptions, check_method, check_options
+    from geo_dfm.training.method_options import MethodOptions, check_method, check_options
 
     method = check_method(params.method)
     check_options(
@@ -189,7 +189,8 @@ def run_finetune(params: FinetuneParams, progress: Progress) -> dict[str, Any]:
     from geo_dfm.pairs.sources import PairsFormat, open_pairs
     from geo_dfm.training import LoopOptions, TrainConfig, train_contrastive
     from geo_dfm.training.base import load_base_model
-    from geo_dfm.training.methods import MethodOptions, prepare_model
+    from geo_dfm.training.method_options import MethodOptions
+    from geo_dfm.training.methods import prepare_model
     from geo_dfm.training.validation import ValidationData, make_validator
 
     params = check_finetune_params(params)

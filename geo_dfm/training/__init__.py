@@ -1,23 +1,41 @@
-"""The project's contrastive trainer (InfoNCE), reused by fine-tuning (full, one tower, LoRA/adapters)."""
+"""The project's contrastive trainer (InfoNCE), reused by fine-tuning (full, one tower, LoRA/adapters).
 
-from geo_dfm.training.config import LoopOptions, StepRecord, TrainConfig, TrainResult
-from geo_dfm.training.data import ImageTextPair, PairDataset, PairStream, UnreadableImage, as_pairs
-from geo_dfm.training.images import EvalPreprocess, dihedral_augment
-from geo_dfm.training.loss import contrastive_loss
-from geo_dfm.training.trainer import train_contrastive
+Names are imported on first use, so reading the fine-tuning job's parameters (method names, settings:
+:mod:`geo_dfm.training.method_options`) does not import torch.
+"""
 
-__all__ = [
-    "EvalPreprocess",
-    "ImageTextPair",
-    "LoopOptions",
-    "PairDataset",
-    "PairStream",
-    "StepRecord",
-    "TrainConfig",
-    "TrainResult",
-    "UnreadableImage",
-    "as_pairs",
-    "contrastive_loss",
-    "dihedral_augment",
-    "train_contrastive",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "LoopOptions": "config",
+    "StepRecord": "config",
+    "TrainConfig": "config",
+    "TrainResult": "config",
+    "ImageTextPair": "data",
+    "PairDataset": "data",
+    "PairStream": "data",
+    "UnreadableImage": "data",
+    "as_pairs": "data",
+    "EvalPreprocess": "images",
+    "dihedral_augment": "images",
+    "contrastive_loss": "loss",
+    "train_contrastive": "trainer",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})

@@ -20,34 +20,31 @@ import torch
 from torch import nn
 
 from geo_dfm.training.attention import split_attention
+from geo_dfm.training.method_options import (
+    ADAPTER_METHODS,
+    METHODS,
+    TOWERS,
+    MethodOptions,
+    check_method,
+    check_options,
+)
 from tile_tools.errors import InputError
-
-METHODS = ("lora", "ia3", "loha", "oft", "full", "frozen-text", "frozen-image")
-ADAPTER_METHODS = ("lora", "ia3", "loha", "oft")
-TOWERS = ("both", "image", "text")
 
 _TOWER_PREFIX = {"both": r"(visual\.)?transformer", "image": r"visual\.transformer", "text": r"transformer"}
 _ALL_LINEARS = r"(attn\.(q_proj|k_proj|v_proj|out_proj)|mlp\.(c_fc|c_proj))"
 
-
-@dataclass(frozen=True)
-class MethodOptions:
-    """Adapter settings (ignored by ``full``/``frozen-*``).
-
-    ``rank``: LoRA/LoHa rank; ``alpha``: their scaling numerator (update = alpha/rank · ΔW; default
-    ``2 × rank``); ``dropout``: LoRA/LoHa dropout; ``towers``: ``both``, ``image`` or ``text``;
-    ``oft_block_size``: OFT's orthogonal block size (must divide every adapted layer's input width).
-    """
-
-    rank: int = 8
-    alpha: float | None = None
-    dropout: float = 0.0
-    towers: str = "both"
-    oft_block_size: int = 16
-
-    @property
-    def scaling_alpha(self) -> float:
-        return float(self.alpha if self.alpha is not None else 2 * self.rank)
+__all__ = [
+    "ADAPTER_METHODS",
+    "METHODS",
+    "TOWERS",
+    "MethodOptions",
+    "PreparedModel",
+    "check_method",
+    "check_options",
+    "count_parameters",
+    "prepare_model",
+    "target_modules",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,29 +67,6 @@ class PreparedModel:
     def trainable_share(self) -> float:
         """Trainable parameters as a fraction of the base model's."""
         return self.trainable_parameters / max(1, self.base_parameters)
-
-
-def check_method(method: str) -> str:
-    """``method`` lower-cased, or an InputError listing the methods."""
-    name = (method or "").strip().lower()
-    if name not in METHODS:
-        raise InputError("method", f"unknown fine-tuning method {method!r}; choose from {', '.join(METHODS)}")
-    return name
-
-
-def check_options(options: MethodOptions) -> MethodOptions:
-    """Refuse nonsensical adapter settings with an InputError naming the parameter."""
-    if options.towers not in TOWERS:
-        raise InputError("towers", f"unknown towers {options.towers!r}; choose from {', '.join(TOWERS)}")
-    if options.rank < 1:
-        raise InputError("rank", f"the adapter rank must be at least 1, got {options.rank}")
-    if options.alpha is not None and not options.alpha > 0:
-        raise InputError("alpha", f"alpha must be positive, got {options.alpha}")
-    if not 0.0 <= options.dropout < 1.0:
-        raise InputError("dropout", f"dropout must be in [0, 1), got {options.dropout}")
-    if options.oft_block_size < 1:
-        raise InputError("oft_block_size", f"must be at least 1, got {options.oft_block_size}")
-    return options
 
 
 def target_modules(method: str, towers: str = "both") -> tuple[str, str | None]:
