@@ -84,31 +84,6 @@ def generate(prompts: tuple[str, ...], **options) -> None:
       geo-dfm generate "a satellite image of a solar farm" -n 16 -o solar/ \\
         --filter georsclip-vit-b-32 --filter-against "a satellite image of farmland"
     """
-    from geo_dfm.cli.runner import run_job
-    from geo_dfm.jobs.generate import GenerateParams, run_generate
+    from geo_dfm.cli.runner import run_registered
 
-    def job(progress):
-        params = GenerateParams(
-            prompts=tuple(prompts),
-            output=options["output"],
-            overwrite=options["overwrite"],
-            count=options["count"],
-            model=options["model"],
-            weights=options["weights"],
-            steps=options["steps"],
-            guidance=options["guidance"],
-            size=options["size"],
-            seed=options["seed"],
-            negative=options["negative"],
-            batch_size=options["batch_size"],
-            device=options["device"],
-            precision=options["precision"],
-            threads=options["threads"],
-            attention_slicing=options["attention_slicing"],
-            filter_model=options["filter_model"],
-            filter_against=tuple(options["filter_against"]),
-            filter_margin=options["filter_margin"],
-        )
-        return run_generate(params, progress)
-
-    run_job("generate", job, options["progress_mode"], options["print_json"])
+    run_registered("generate", options, prompts=tuple(prompts))

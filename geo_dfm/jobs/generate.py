@@ -3,10 +3,10 @@
 Image ``k`` (0-based; prompts in the order given, ``count`` images each) has seed ``seed + k``, and
 each image has its own seeded generator: the same parameters give the same images, whatever the
 batch size, and one image is reproduced alone with its prompt, ``count=1`` and its seed. Images are
-written as they are generated (memory holds one batch), into an output folder that appears only when
-the run succeeds: ``images/<prompt-slug>_s<seed>.png`` (prompt, seed and model in the PNG's text
-chunks), ``pairs.csv`` (:mod:`geo_dfm.generate.pairs`) and ``summary.json``. Generated images are
-not georeferenced (no CRS).
+written as they are generated (memory holds one batch) into the spine's output folder
+(:func:`geo_dfm.jobs.pipeline.start_job`: locked, checked, in place only when the run succeeds):
+``images/<prompt-slug>_s<seed>.png`` (prompt, seed and model in the PNG's text chunks), ``pairs.csv``
+(:mod:`geo_dfm.generate.pairs`) and ``summary.json``. Generated images are not georeferenced (no CRS).
 
 With ``filter_model`` every image is scored by :class:`geo_dfm.generate.prompt_filter.PromptFilter`;
 kept images go to ``images/`` and ``pairs.csv``, removed ones to ``removed/``, and ``filter.csv``
@@ -28,12 +28,12 @@ import numpy as np
 from geo_dfm.generate.backend import ImageRequest, SamplerSettings, TextToImage
 from geo_dfm.generate.pairs import FILTER_COLUMNS, PAIRS_COLUMNS, CsvRows
 from geo_dfm.generate.prompt_filter import FilterScore, PromptFilter, check_filter_texts
-from geo_dfm.jobs.common import check_output_free
+from geo_dfm.generate.registry import list_generator_specs
 from geo_dfm.jobs.naming import unique_slugs
-from geo_dfm.jobs.summary import StageTimer, make_summary, write_summary
+from geo_dfm.jobs.params import ModelParams, param
+from geo_dfm.jobs.pipeline import load_job_encoder, start_job
 from geo_dfm.progress import Progress
 from tile_tools.errors import InputError
-from tile_tools.output import check_output_location
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ LATENT_FACTOR = 8  # Stable Diffusion's VAE halves the size three times
 MAX_SIZE = 4096
 MAX_STEPS = 1000
 MAX_SEED = 2**63 - 1
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -52,25 +55,31 @@ class GenerateParams:
     CLIP (registry name, e.g. ``georsclip-vit-b-32`` or ``toy``) or None for no filter.
     """
 
-    prompts: tuple[str, ...]
-    output: str
-    count: int = 4
-    model: str | None = None
-    weights: str | None = None
-    steps: int = 30
-    guidance: float = 7.5
-    size: int = 512
-    seed: int = 0
-    negative: str | None = None
-    batch_size: int = 4
-    device: str = "auto"
-    precision: str = "auto"
-    threads: int | None = None
-    attention_slicing: bool = False
-    overwrite: bool = False
-    filter_model: str | None = None
-    filter_against: tuple[str, ...] = ()
-    filter_margin: float = 0.01
+    prompts: tuple[str, ...] = param(help="Prompts, used verbatim; each one gets `count` images.")
+    output: str = param(help="Output folder.")
+    count: int = param(4, help="Images per prompt.")
+    model: str | None = param(
+        None, help=f"Registered text-to-image model: {', '.join(s.name for s in list_generator_specs())}."
+    )
+    weights: str | None = param(None, help="A local diffusers Stable Diffusion pipeline folder.")
+    steps: int = param(30, help="Denoising steps.")
+    guidance: float = param(7.5, help="Classifier-free guidance scale (<= 1: no guidance).")
+    size: int = param(512, help="Image width and height in pixels (a multiple of 8).")
+    seed: int = param(0, help="Seed of the first image; image k has seed + k.")
+    negative: str | None = param(None, help="Negative prompt, shared by every image.")
+    batch_size: int = param(4, help="Images per pipeline call.")
+    device: str = param("auto", help="auto, cpu, cuda, cuda:N or mps.")
+    precision: str = param("auto", help="fp32 on CPU; bf16/fp16 weights on GPU.", choices=PRECISIONS)
+    threads: int | None = param(None, help="CPU threads for torch.")
+    attention_slicing: bool = param(False, help="Attention and VAE decoding in slices (less GPU memory).")
+    overwrite: bool = param(False, help="Replace an existing output folder written by geo-dfm.")
+    filter_model: str | None = param(None, help="RS CLIP that keeps images matching their own prompt.")
+    filter_against: tuple[str, ...] = param((), help="Competing texts for the filter.")
+    filter_margin: float = param(0.01, help="Keep when cos(own prompt) - max cos(other texts) >= this.")
+
+    def inputs(self) -> tuple[str, ...]:
+        """Files the job reads (an output must never replace them)."""
+        return (self.weights,) if self.weights else ()
 
 
 def check_prompts(prompts: Sequence[str]) -> tuple[str, ...]:
@@ -99,6 +108,8 @@ def check_generate_params(params: GenerateParams) -> GenerateParams:
         raise InputError("steps", f"needs 1 to {MAX_STEPS} denoising steps, got {params.steps}")
     if not (math.isfinite(params.guidance) and params.guidance >= 0):
         raise InputError("guidance", f"needs a guidance scale >= 0, got {params.guidance}")
+    if params.precision not in PRECISIONS:
+        raise InputError("precision", f"unknown precision {params.precision!r}; use {', '.join(PRECISIONS)}")
     if params.threads is not None and params.threads < 1:
         raise InputError("threads", f"needs at least 1 CPU thread, got {params.threads}")
     if params.batch_size < 1:
@@ -211,9 +222,6 @@ class GeneratedImages:
 
 
 def _load_filter(params: GenerateParams) -> PromptFilter:
-    from geo_dfm.jobs.common import load_job_encoder
-    from geo_dfm.jobs.params import ModelParams
-
     encoder = load_job_encoder(
         ModelParams(
             name=params.filter_model, device=params.device, precision=params.precision, threads=params.threads
@@ -231,35 +239,30 @@ def run_generate(
     loaded, or a test that knows the images it returns).
     """
     from geo_dfm.generate.backend import load_text_to_image, require_diffusers, resolve_pipeline
-    from tile_tools.atomic import atomic_directory
 
-    timer = StageTimer()
     params = check_generate_params(params)
-    target = check_output_location(check_output_free(params.output, params.overwrite), "folder")
-    planned = plan_images(params.prompts, params.count, params.seed)
-    settings = SamplerSettings(params.size, params.steps, params.guidance, params.negative)
-    choice = None
     if text_to_image is None:
         require_diffusers()
-        with timer.stage("find model"):
-            choice = resolve_pipeline(params.model, params.weights)
-    prompt_filter = None
-    if params.filter_model is not None:
-        with timer.stage("load filter model"):
-            progress.stage("load filter model")
-            prompt_filter = _load_filter(params)
-    if text_to_image is None:
-        assert choice is not None
-        with timer.stage("load model"):
-            progress.stage("load model")
-            text_to_image = load_text_to_image(
-                choice, params.device, params.precision, params.attention_slicing, params.threads
-            )
-    model_name = text_to_image.name
-    inputs = [choice.folder] if choice is not None else []
-    with atomic_directory(target, overwrite=params.overwrite, inputs=inputs, command="generate") as folder:
-        filtered = prompt_filter is not None
-        with GeneratedImages(folder, params.prompts, filtered, model_name) as written:
+    planned = plan_images(params.prompts, params.count, params.seed)
+    settings = SamplerSettings(params.size, params.steps, params.guidance, params.negative)
+    with start_job("generate", params.output, params.overwrite, progress, params.inputs()) as job:
+        choice = None
+        if text_to_image is None:  # the pipeline folder first: a missing one fails before any load
+            with job.stage("find model"):
+                choice = resolve_pipeline(params.model, params.weights)
+        prompt_filter = None
+        if params.filter_model is not None:
+            with job.stage("load filter model"):
+                prompt_filter = _load_filter(params)
+        if choice is not None:
+            with job.stage("load model"):
+                text_to_image = load_text_to_image(
+                    choice, params.device, params.precision, params.attention_slicing, params.threads
+                )
+        assert text_to_image is not None
+        model_name = text_to_image.name
+        timer = job.timer
+        with GeneratedImages(job.path("."), params.prompts, prompt_filter is not None, model_name) as written:
             progress.stage("generate images", total=len(planned))
             for batch in batches(planned, params.batch_size):
                 requests = [item.request for item in batch]
@@ -277,17 +280,10 @@ def run_generate(
                 progress.advance(len(batch))
         per_prompt = written.per_prompt
         kept_total = sum(c["kept"] for c in per_prompt.values())
-        outputs = {
-            "images": str(target / "images"),
-            "pairs": str(target / "pairs.csv"),
-            "filter_scores": str(target / "filter.csv") if prompt_filter is not None else None,
-            "removed": str(target / "removed") if prompt_filter is not None else None,
-            "summary": str(target / "summary.json"),
-        }
-        summary = make_summary(
-            "generate",
-            text_to_image.describe(),
-            {
+        filtered = prompt_filter is not None
+        return job.finish(
+            model=text_to_image.describe(),
+            parameters={
                 "count": params.count,
                 "size": params.size,
                 "steps": params.steps,
@@ -301,11 +297,15 @@ def run_generate(
                 "attention_slicing": params.attention_slicing,
                 "filter_model": params.filter_model,
                 "filter_against": list(params.filter_against),
-                "filter_margin": params.filter_margin if prompt_filter is not None else None,
+                "filter_margin": params.filter_margin if filtered else None,
             },
-            timer,
-            None,
-            outputs,
+            crs=None,
+            outputs={
+                "images": job.final("images"),
+                "pairs": job.final("pairs.csv"),
+                "filter_scores": job.final("filter.csv") if filtered else None,
+                "removed": job.final("removed") if filtered else None,
+            },
             prompts=list(params.prompts),
             images=len(planned),
             kept=kept_total,
@@ -314,8 +314,6 @@ def run_generate(
             per_prompt=per_prompt,
             filter=prompt_filter.describe() if prompt_filter is not None else None,
         )
-        write_summary(summary, folder / "summary.json")
-    return summary
 
 
 def _png_text(request: ImageRequest, settings: SamplerSettings, model: str) -> dict[str, str]:
