@@ -55,9 +55,6 @@ class MaskOverview:
         """True when the overview has one pixel per working-grid pixel."""
         return self.mask.shape == self.grid.shape
 
-    def __iter__(self):  # transitional: unpacks as the former (mask, row_scale, col_scale) tuple
-        return iter((self.mask, self.row_scale, self.col_scale))
-
     def any(self) -> bool:
         return bool(self.mask.any())
 
