@@ -52,6 +52,7 @@ def check_pipeline_folder(folder: str | os.PathLike[str]) -> Path:
 
 
 def _hf_endpoint() -> str:
+    """``HF_ENDPOINT`` read at call time (huggingface_hub reads it once, at import)."""
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 
@@ -75,23 +76,31 @@ def missing_pipeline_error(spec: GeneratorSpec, reason: str) -> WeightsNotFoundE
     )
 
 
+def _snapshot(spec: GeneratorSpec, local_files_only: bool) -> Path:
+    """The cached snapshot root of ``spec``'s repository holding (only) its subfolder."""
+    from huggingface_hub import snapshot_download
+
+    root = snapshot_download(
+        spec.hf_repo,
+        revision=spec.revision,
+        allow_patterns=[f"{spec.subfolder}/*"],
+        cache_dir=hf_cache_dir(),
+        local_files_only=local_files_only,
+        endpoint=_hf_endpoint(),
+    )
+    return Path(root)
+
+
 def cached_pipeline_folder(spec: GeneratorSpec) -> Path | None:
     """The pipeline folder of ``spec`` if the Hugging Face cache already holds it (no network)."""
-    from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        root = snapshot_download(
-            spec.hf_repo,
-            revision=spec.revision,
-            allow_patterns=[f"{spec.subfolder}/*"],
-            cache_dir=hf_cache_dir(),
-            local_files_only=True,
-        )
+        root = _snapshot(spec, local_files_only=True)
     except LocalEntryNotFoundError:
         return None
     # The cached snapshot may hold other folders of the repository but not this one.
-    folder = Path(root) / spec.subfolder
+    folder = root / spec.subfolder
     return folder if (folder / "model_index.json").is_file() else None
 
 
@@ -109,17 +118,11 @@ def resolve_pipeline_folder(spec: GeneratorSpec, download: bool = True) -> Path:
 
 def download_pipeline_folder(spec: GeneratorSpec) -> Path:
     """Download the subfolder of ``spec`` into the Hugging Face cache (progress bar on stderr)."""
-    from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     log.warning("downloading %s (%s) into %s", spec.name, spec.source, hf_cache_dir())
     try:
-        root = snapshot_download(
-            spec.hf_repo,
-            revision=spec.revision,
-            allow_patterns=[f"{spec.subfolder}/*"],
-            cache_dir=hf_cache_dir(),
-        )
+        root = _snapshot(spec, local_files_only=False)
     except LocalEntryNotFoundError as exc:
         raise missing_pipeline_error(spec, f"no connection to the Hub: {_one_line(exc)}") from None
     except HfHubHTTPError as exc:
@@ -128,7 +131,7 @@ def download_pipeline_folder(spec: GeneratorSpec) -> Path:
         raise missing_pipeline_error(
             spec, f"download failed: {type(exc).__name__}: {_one_line(exc)}"
         ) from None
-    folder = Path(root) / spec.subfolder
+    folder = root / spec.subfolder
     if not (folder / "model_index.json").is_file():
         raise missing_pipeline_error(spec, f"{spec.subfolder}/model_index.json is not in {spec.hf_repo}")
     return folder

@@ -231,3 +231,13 @@ def test_progress_events_and_filter_counts_with_the_toy_encoder(
     assert len(pairs) == summary["kept"] == sum(row["kept"] == "1" for row in scores)
     assert len(list((out / "removed").glob("*.png"))) == summary["removed"]
     assert summary["filter"]["model"]["name"] == "toy"
+
+
+def test_online_with_an_unreachable_hub_fails_naming_the_folder(tmp_path, empty_cache, capsys, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: connection refused
+    out = tmp_path / "out"
+    code, err = generate(capsys, PROMPTS[0], "-o", str(out))
+    assert code == 2, err
+    assert "checkpoint/20p/22000" in err and "no connection to the Hub" in err and "--weights" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == [empty_cache]
