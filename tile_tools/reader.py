@@ -298,17 +298,17 @@ class SceneReader:
         unit = metres_per_unit(dst_crs)
         if unit is None:
             raise InputError(self.path, f"the CRS {dst_crs} has no linear unit; cannot use metres")
-        res = None if gsd is None else gsd / unit
-        if dst_crs == source.crs and source.transform.b == 0 and source.transform.d == 0:
-            left, bottom, right, top = source.bounds
-        else:
-            # GDAL's own suggested output for the real (possibly rotated or sheared) source transform
+        if gsd is not None:
+            res = gsd / unit
+        else:  # GDAL's own suggested resolution for the real (possibly rotated or sheared) source transform
             with WarpedVRT(src, crs=dst_crs, **src_options) as suggested:
-                transform, width, height = suggested.transform, suggested.width, suggested.height
-            if res is None:
-                return self._warp_onto(PixelGrid(int(width), int(height), transform, dst_crs), src_options)
-            left, top = transform.c, transform.f
-            right, bottom = left + width * transform.a, top + height * transform.e
+                res = suggested.transform.a
+        # the extent: the whole footprint (GDAL's suggested size is rounded to whole pixels, which can cut
+        # up to half a pixel off the scene's right and bottom edges)
+        if dst_crs == source.crs:
+            left, bottom, right, top = source.bounds  # all four corners: exact for rotated transforms
+        else:
+            left, bottom, right, top = transform_bounds(source.crs, dst_crs, *source.bounds, densify_pts=21)
         transform = Affine(res, 0.0, left, 0.0, -res, top)
         width = max(1, math.ceil((right - left) / res - 1e-9))
         height = max(1, math.ceil((top - bottom) / res - 1e-9))
@@ -391,12 +391,27 @@ class SceneReader:
 
     # --- scene-wide, computed once ------------------------------------------------------------
     def _decimated_shape(self, max_size: int) -> tuple[int, int]:
-        factor = max(1.0, max(self.grid.width, self.grid.height) / max_size)
-        return max(1, round(self.grid.height / factor)), max(1, round(self.grid.width / factor))
+        return _bounded_shape(self.grid.height, self.grid.width, max_size)
 
     def _check_valid_data(self) -> None:
-        if not self.valid_mask_overview().any():
-            raise InputError(self.path, "no valid data (every pixel is nodata or masked)")
+        if self.valid_mask_overview().any():
+            return
+        if self._warp is not None:  # valid source pixels, but no working-grid pixel centre among them?
+            src = self._handles_of_thread()[0]
+            height, width = _bounded_shape(src.height, src.width, self._mask_max_size)
+            with self._reading("the valid-data mask"):
+                source_valid = src.dataset_mask(
+                    out_shape=(height, width), resampling=Resampling.nearest
+                ).any()
+            if source_valid:
+                res = " × ".join(f"{r:.4g}" for r in self.grid.res)
+                raise InputError(
+                    self.path,
+                    f"the scene is smaller than one pixel of its {self.grid.width}×{self.grid.height} px working "
+                    f"grid ({res} {self.grid.crs.linear_units if self.grid.crs else 'px'} pixels): no pixel "
+                    "centre falls inside it; use a finer gsd",
+                )
+        raise InputError(self.path, "no valid data (every pixel is nodata or masked)")
 
     def valid_mask_overview(self) -> MaskOverview:
         """The valid-data :class:`MaskOverview` of the working grid, at ≤ ``mask_max_size`` px on the long
@@ -549,6 +564,12 @@ class SceneReader:
         x0, y0 = self.xyz_origin
         x = (x0 + int(window.col_off) // size) % (2**self.xyz_zoom)
         return mercantile.Tile(x, y0 + int(window.row_off) // size, self.xyz_zoom)
+
+
+def _bounded_shape(height: int, width: int, max_size: int) -> tuple[int, int]:
+    """(rows, columns) of a height × width raster shrunk to at most ``max_size`` on its long side."""
+    factor = max(1.0, max(width, height) / max_size)
+    return max(1, round(height / factor)), max(1, round(width / factor))
 
 
 def _meets(window: Window, grid: PixelGrid) -> bool:

@@ -14,6 +14,7 @@ from pyproj import Geod
 from rasterio.crs import CRS
 from rasterio.transform import xy
 
+from tile_tools.errors import InputError
 from tile_tools.pixel_grid import PixelGrid
 from tile_tools.reader import SceneReader
 
@@ -111,3 +112,16 @@ def test_degree_scene_across_the_antimeridian_gets_the_utm_zone_of_its_centre(ma
         grid = reader.grid
         valid = reader.valid_fraction(rasterio.windows.Window(0, 0, grid.width, grid.height))
         assert valid * grid.width * grid.height * 400.0 == pytest.approx(area, rel=0.02)
+
+
+def test_a_scene_thinner_than_a_working_pixel_is_told_so_not_called_empty(make_scene):
+    # 3 × 3 px of 0.002° at 88° S: 21 m wide, 650 m tall; GDAL's suggested UTM pixel is 154 m
+    path = make_scene(
+        np.full((3, 3, 3), 9, np.uint8), crs="EPSG:4326", transform=Affine(0.002, 0, 179.98, 0, -0.002, -88.0)
+    )
+    with pytest.raises(
+        InputError, match=r"smaller than one pixel of its 1×5 px working grid .* use a finer gsd"
+    ):
+        SceneReader(path, metric=True)
+    with SceneReader(path, gsd=5.0) as reader:
+        assert reader.valid_mask_overview().any()

@@ -10,6 +10,7 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
@@ -127,8 +128,21 @@ def test_epsg4326_scene_with_metres_goes_to_utm(make_scene, rng):
         reader = plan.reader
         assert reader.grid.crs == utm_crs_for(9.005, 47.995) == rasterio.crs.CRS.from_epsg(32632)
         with WarpedVRT(src, crs="EPSG:32632", resampling=Resampling.bilinear) as vrt:
-            assert reader.grid.transform.almost_equals(vrt.transform)
-            assert (reader.grid.width, reader.grid.height) == (vrt.width, vrt.height)
+            assert reader.grid.transform.almost_equals(vrt.transform)  # GDAL's origin and resolution
+            # GDAL rounds its suggested size (117 rows, half a row short of the scene); the grid covers it all
+            assert (reader.grid.width, reader.grid.height) == (79, 118) and (vrt.width, vrt.height) == (
+                79,
+                117,
+            )
+            left, bottom, right, top = transform_bounds(src.crs, "EPSG:32632", *src.bounds, densify_pts=101)
+            grid_left, grid_bottom, grid_right, grid_top = reader.grid.bounds
+            assert (
+                grid_left <= left + 1e-6
+                and grid_bottom <= bottom
+                and grid_right >= right
+                and grid_top >= top - 1e-6
+            )
+            assert vrt.bounds[1] > bottom  # what GDAL's suggestion would have lost
         assert {w.width for w in plan.windows} == {round(50 / reader.grid.res[0])}
     with pytest.raises(InputError, match="no CRS"):
         SceneReader(make_scene(data, crs=None), gsd=10)
