@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "classify": ("geo_dfm.cli.classify:classify", "Zero-shot land-cover label for every chip of a scene."),
     "search": ("geo_dfm.cli.search:search", "Find the chips that best match a text, across scenes."),
+    "annotate": ("geo_dfm.cli.annotate:annotate", "Classify and/or localize many scenes, resumable."),
     "models": ("geo_dfm.cli.models:models", "List, describe and download the registered RS CLIP models."),
     "demo": ("geo_dfm.cli.demo:demo", "Run localize and classify on a sample scene."),
     "generate": ("geo_dfm.cli.generate:generate", "Remote-sensing images from text prompts (GeoRSSD)."),

@@ -134,6 +134,12 @@ _ENTRIES = (
         "geo_dfm.jobs.generate:run_generate",
     ),
     JobEntry(
+        "annotate",
+        "Classify and/or localize many scenes, resumable, on a local pool or a Dask cluster.",
+        "geo_dfm.jobs.annotate:AnnotateParams",
+        "geo_dfm.jobs.annotate:run_annotate",
+    ),
+    JobEntry(
         "list-models",
         "The registered models with their download state.",
         "geo_dfm.jobs.model_jobs:ListModelsParams",
