@@ -11,8 +11,9 @@ SeLo layout: :func:`selo_windows`, the reference loop of the semantic-localizati
 
 Planning streams: windows are enumerated lazily in blocks of an (n, 4) array, only over the AOI's
 bounding window when there is an AOI, then filtered (AOI, valid fraction); the kept ones are held as
-a :class:`~tile_tools.window_array.WindowArray`. A plan beyond the limits below is refused before
-any window is enumerated or chip read (each limit is a keyword of :func:`plan_chips`):
+a :class:`~tile_tools.window_array.WindowArray` (one preallocated (N, 4) int64 array). A plan beyond
+the limits below is refused by :func:`check_plan` from the working grid alone, before any window is
+enumerated; :func:`plan_chips` runs it before any pixel is read (each limit is one of its keywords):
 
 - ``max_chips`` (:data:`MAX_CHIPS`): windows of the grid inside the AOI's bounding window, before
   the valid-data filter;
@@ -352,27 +353,19 @@ def _xyz_spec(reader: SceneReader) -> ChipGridSpec:
     return ChipGridSpec((Length(reader.tile_size, "px"),), Length(0, "px"), "shift", "regular")
 
 
-def plan_windows(
+def check_plan(
     reader: SceneReader,
     spec: ChipGridSpec | None,
     aoi: Aoi | Any = None,
-    min_valid: float = 0.5,
     *,
     max_chips: int = MAX_CHIPS,
     max_chip_size: int = MAX_CHIP_SIZE,
-) -> WindowArray:
-    """The windows of ``reader``'s working grid to read: the spec's windows (or the XYZ tiles of an XYZ
-    reader), those meeting the AOI (a :class:`tile_tools.aoi.Aoi` or shapely geometry in the working CRS),
-    and with at least ``min_valid`` valid pixels (``reader.valid_fractions``).
+) -> tuple[ChipGridSpec, Window | None]:
+    """Refuse a plan beyond the limits from ``reader``'s working grid alone (no pixel is read, no window
+    enumerated): chips over ``max_chip_size`` px, more than ``max_chips`` windows inside the AOI's bounding
+    window, an AOI outside the scene. Returns the spec in use (an XYZ reader's tiles) and the AOI's region."""
+    from tile_tools.aoi import aoi_region
 
-    Streams: only the AOI's bounding window is enumerated, block by block. A plan over ``max_chips``
-    windows or with chips over ``max_chip_size`` px is refused first; an AOI outside the scene or no
-    window left is an :class:`InputError`.
-    """
-    from tile_tools.aoi import aoi_hits, aoi_region
-
-    if not 0.0 <= min_valid <= 1.0:
-        raise InputError("min_valid", f"must be between 0 and 1, got {min_valid}")
     if reader.xyz_origin is not None:
         spec = _xyz_spec(reader)
     elif spec is None:
@@ -389,18 +382,48 @@ def plan_windows(
             f"{', '.join(str(s) for s in spec.sizes_px(grid, source))} px), above the limit of {max_chips:,}; "
             "use larger chips, less overlap, an aoi, a coarser gsd, or raise max_chips",
         )
-    kept = []
+    return spec, region
+
+
+def plan_windows(
+    reader: SceneReader,
+    spec: ChipGridSpec | None,
+    aoi: Aoi | Any = None,
+    min_valid: float = 0.5,
+    *,
+    max_chips: int = MAX_CHIPS,
+    max_chip_size: int = MAX_CHIP_SIZE,
+) -> WindowArray:
+    """The windows of ``reader``'s working grid to read: the spec's windows (or the XYZ tiles of an XYZ
+    reader), those meeting the AOI (a :class:`tile_tools.aoi.Aoi` or shapely geometry in the working CRS),
+    and with at least ``min_valid`` valid pixels (``reader.valid_fractions``).
+
+    Streams: :func:`check_plan` first (limits), then only the AOI's bounding window is enumerated, block by
+    block, into one preallocated (N, 4) array. An AOI outside the scene or no window left is an
+    :class:`InputError`.
+    """
+    from tile_tools.aoi import aoi_hits
+
+    if not 0.0 <= min_valid <= 1.0:
+        raise InputError("min_valid", f"must be between 0 and 1, got {min_valid}")
+    spec, region = check_plan(reader, spec, aoi, max_chips=max_chips, max_chip_size=max_chip_size)
+    grid, source = reader.grid, reader.path
+    kept = np.empty((spec.count(grid, source, region), 4), dtype=np.int64)  # the upper bound, filled in place
+    n = 0
     for block in spec.iter_blocks(grid, source, region):
         if aoi is not None:
             block = block[aoi_hits(block, grid, aoi)]
         if len(block):
             block = block[reader.valid_fractions(block) >= min_valid - 1e-12]
-        kept.append(block)
-    windows = WindowArray.concat(kept)
-    if not len(windows):
+        if n + len(block) > len(kept):  # never with an exact count; kept safe all the same
+            kept = np.concatenate([kept[:n], np.empty((n + len(block) - len(kept), 4), np.int64)])
+        kept[n : n + len(block)] = block
+        n += len(block)
+    if not n:
         where = " inside the AOI" if aoi is not None else ""
         raise InputError(reader.path, f"no chip has at least {min_valid:.0%} valid pixels{where}")
-    return windows
+    # a prefix of most of the buffer is kept as it is; a small one is copied so the buffer can go
+    return WindowArray.adopt(kept[:n] if 2 * n >= len(kept) else kept[:n].copy())
 
 
 @dataclass(frozen=True, eq=False)
@@ -443,8 +466,8 @@ def plan_chips(
     """Open ``scene`` and plan its windows from the ``chip_options`` values (one call for every job).
 
     With ``xyz_zoom`` the chips are the scene's XYZ tiles, ``chip_size`` (pixels) their size (256).
-    Limits (``max_*``, see the module docstring) are checked before any chip is read; errors name
-    the keyword (``chip_size``, ``overlap``, ``max_chips``, …).
+    Limits (``max_*``, see the module docstring) and the AOI are checked before any pixel is read (the
+    reader's ``before_reading`` hook); errors name the keyword (``chip_size``, ``overlap``, ``max_chips``, …).
     """
     from tile_tools.aoi import load_aoi
     from tile_tools.reader import MAX_GRID_PIXELS, SceneReader
@@ -462,6 +485,13 @@ def plan_chips(
             tile_size = round(size.value)
     else:
         spec = ChipGridSpec.from_options(chip_size, overlap, scales, edge, layout, default_size)
+    area: Aoi | None = None
+
+    def before_reading(opened: SceneReader) -> None:  # limits and AOI before any pixel is read
+        nonlocal area
+        area = load_aoi(aoi, opened.source_grid.crs, opened.grid.crs) if aoi else None
+        check_plan(opened, spec, area, max_chips=max_chips, max_chip_size=max_chip_size)
+
     reader = SceneReader(
         scene,
         bands=band_tuple,
@@ -472,9 +502,9 @@ def plan_chips(
         xyz_zoom=xyz_zoom,
         tile_size=tile_size,
         max_grid_pixels=MAX_GRID_PIXELS if max_grid_pixels is None else max_grid_pixels,
+        before_reading=before_reading,
     )
     try:
-        area = load_aoi(aoi, reader.source_grid.crs, reader.grid.crs) if aoi else None
         windows = plan_windows(
             reader, spec, area, min_valid, max_chips=max_chips, max_chip_size=max_chip_size
         )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,8 @@ class SceneReader:
     slippy-map tile folder ``z/x/y.png|jpg`` (see :mod:`tile_tools.xyz`). URLs and GDAL virtual paths
     (``/vsizip//…``, ``/vsicurl/…``) are passed to GDAL verbatim: give them as ``str``.
     ``max_grid_pixels``: a working grid with more pixels is refused before it is built.
+    ``before_reading``: called with the reader once ``grid`` and ``source_grid`` are known, before any
+    pixel is read (``plan_chips`` checks its plan limits and the AOI there); its error closes the reader.
 
     Errors: bad parameters are :class:`InputError` naming the keyword (``stretch``, ``gsd``, …); a file
     GDAL cannot open or read (truncated, corrupt) is an :class:`InputError` naming the file and, where
@@ -137,6 +139,7 @@ class SceneReader:
         mask_max_size: int = 4096,
         sample_max_size: int = 1024,
         max_grid_pixels: int = MAX_GRID_PIXELS,
+        before_reading: Callable[[SceneReader], None] | None = None,
     ) -> None:
         self.path = path
         self.scene = _scene_name(path)
@@ -173,6 +176,8 @@ class SceneReader:
             self._inspect(src, bands)
             self._warp = self._plan_working_grid(src, gsd, metric)
             self._check_grid_size()
+            if before_reading is not None:
+                before_reading(self)
         except Exception:
             src.close()
             raise

@@ -1,6 +1,7 @@
 """``WindowArray``: many pixel windows kept compactly as an (N, 4) int64 array, seen as ``Sequence[Window]``.
 
-A million windows take 32 MB here instead of ~1 GB of ``Window`` objects. Columns are ``col_off,
+A million windows take 32 MB here, against about 80 MB for a list of ``Window`` objects
+(benchmarks/plan_scale.py), and vectorised filters run on the array. Columns are ``col_off,
 row_off, width, height`` (rasterio's order); indexing gives ``rasterio.windows.Window`` objects, slicing
 gives another ``WindowArray``; ``.array`` is the read-only array for vectorised work.
 """
@@ -23,6 +24,17 @@ class WindowArray(Sequence[Window]):
         data = np.array(array, dtype=np.int64).reshape(-1, 4)
         data.setflags(write=False)
         self._array = data
+
+    @classmethod
+    def adopt(cls, array: np.ndarray) -> WindowArray:
+        """Wrap an (N, 4) int64 array without copying it; the caller hands it over (and must not write to it
+        any more: it is made read-only)."""
+        if array.dtype != np.int64 or array.ndim != 2 or array.shape[1] != 4:
+            raise ValueError(f"an (N, 4) int64 array is needed, got {array.dtype} {array.shape}")
+        array.setflags(write=False)
+        result = cls.__new__(cls)
+        result._array = array
+        return result
 
     @classmethod
     def from_windows(cls, windows: Iterable[Window]) -> WindowArray:

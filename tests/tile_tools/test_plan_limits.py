@@ -97,3 +97,32 @@ def test_plan_windows_filters_vectorised_like_the_one_by_one_rule(make_scene, rn
         kept = plan_windows(reader, spec, min_valid=0.3)
         expected = [w for w in spec.windows(reader.grid) if reader.valid_fraction(w) >= 0.3]
         assert list(kept) == expected and len(kept) < len(spec.windows(reader.grid))
+
+
+def test_limits_and_the_aoi_are_checked_before_any_pixel_is_read(make_scene, rng, monkeypatch):
+    path = make_scene(rng.integers(1, 255, (3, 64, 64), dtype=np.uint8))
+    reads = []
+    original = SceneReader._read_whole_on
+    monkeypatch.setattr(SceneReader, "_read_whole_on", lambda self, *a: reads.append(a) or original(self, *a))
+    for options, source in [
+        (dict(chip_size="32", overlap="0", max_chips=3), "max_chips"),
+        (dict(chip_size="9000", edge="pad"), "max_chip_size"),
+        (dict(chip_size="16", aoi="0,0,1,1"), "0,0,1,1"),  # a bbox far outside the scene
+    ]:
+        with pytest.raises(InputError) as info:
+            plan_chips(path, **options)
+        assert info.value.source == source
+    assert reads == []  # no mask, no stretch sample, no chip
+    with plan_chips(path, chip_size="32", overlap="0") as plan:
+        assert len(plan.windows) == 4 and reads  # a plan that fits reads its mask
+
+
+def test_kept_windows_live_in_one_compact_read_only_array(make_scene, rng):
+    data = rng.integers(1, 255, (3, 200, 200), dtype=np.uint8)
+    data[:, :, 100:] = 0
+    with plan_chips(make_scene(data, nodata=0), chip_size="20", overlap="0", min_valid=0.5) as plan:
+        array = plan.windows.array
+        assert array.dtype == np.int64 and array.shape == (50, 4) and not array.flags.writeable
+        assert array.base is None or array.base.nbytes <= 2 * array.nbytes  # the buffer is not 2× oversized
+    with pytest.raises(ValueError, match="int64"):
+        WindowArray.adopt(np.zeros((3, 4), np.int32))
