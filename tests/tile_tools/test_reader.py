@@ -264,9 +264,19 @@ def test_chipping_modules_never_import_torch():
     import sys
 
     modules = ["units", "chip", "grid", "reader", "stretch", "aoi", "xyz", "prefetch", "chip_writer"]
+    modules += [
+        "pixel_grid",
+        "window_array",
+        "mask_overview",
+        "source",
+        "output",
+        "locks",
+        "manifest",
+        "atomic",
+    ]
     code = (
         "import sys\n"
         + "".join(f"import tile_tools.{m}\n" for m in modules)
-        + "assert 'torch' not in sys.modules"
+        + "assert 'torch' not in sys.modules and 'geo_dfm' not in sys.modules"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
