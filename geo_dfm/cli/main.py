@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -97,8 +98,14 @@ def handle_termination() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+#: GDAL's block cache for a geo-dfm process (MiB) unless the user sets ``GDAL_CACHEMAX``; GDAL's own
+#: default (5 % of the RAM) would let memory grow with the scene read.
+GDAL_CACHE_MB = "256"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and turn exceptions into one-line messages and exit codes."""
+    os.environ.setdefault("GDAL_CACHEMAX", GDAL_CACHE_MB)
     try:
         with handle_termination():
             cli.main(args=argv, prog_name="geo-dfm", standalone_mode=False)

@@ -236,14 +236,18 @@ def window_key(window: Window) -> tuple[int, int, int, int]:
 
 
 def open_chip_plan(scene: str, chips: ChipParams, default_size: int, layout: str = "regular", **kw: Any):
-    """Open the scene and plan its windows (:func:`tile_tools.grid.plan_chips`), each window once."""
+    """Open the scene and plan its windows (:func:`tile_tools.grid.plan_chips`, each window once)."""
     from tile_tools.grid import plan_chips
 
-    plan = plan_chips(scene, default_size=default_size, layout=layout, **chips.as_dict(), **kw)
-    unique = list(dict.fromkeys(window_key(w) for w in plan.windows))
-    if len(unique) != len(plan.windows):  # equal scales or overlapping layouts: encode each once
-        plan = dataclasses.replace(plan, windows=[Window(*key) for key in unique])
-    return plan
+    return plan_chips(scene, default_size=default_size, layout=layout, **chips.as_dict(), **kw)
+
+
+def plan_stride(plan: Any) -> int:
+    """The smallest step (working-grid pixels) between neighbouring chips of ``plan``."""
+    if plan.spec is None:  # XYZ tiles: one tile per step
+        return int(plan.reader.tile_size)
+    grid = plan.reader.grid
+    return min(plan.spec.stride_px(size, grid, plan.reader.path) for size in plan.spec.sizes_px(grid, plan.reader.path))
 
 
 # --- features ------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import rasterio
+from affine import Affine
 
 from geo_dfm.cli.main import main
 
@@ -21,8 +22,9 @@ def test_demo_falls_back_loudly_and_writes_everything(tmp_path, toy_model_path, 
     for query in ("water", "runway"):
         path = summary["localize"]["outputs"]["heatmaps"][query]
         assert path.startswith(str(out))
+        factor = summary["localize"]["parameters"]["decimate"]
         with rasterio.open(path) as src, rasterio.open(out / "scene.tif") as scene:
-            assert src.crs == scene.crs and src.transform == scene.transform
+            assert src.crs == scene.crs and src.transform == scene.transform * Affine.scale(factor)
     assert json.loads((out / "classify" / "summary.json").read_text())["outputs"]["classes"] == str(
         out / "classify" / "classes.tif"
     )

@@ -12,6 +12,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 
 from geo_dfm.cli.main import main
 
@@ -34,6 +35,11 @@ def run(scene):
     return out, json.loads((out / "summary.json").read_text())
 
 
+def on_scene_pixels(array: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:
+    """A decimated map (one pixel per ``factor`` × ``factor`` scene pixels) repeated back onto the scene."""
+    return np.repeat(np.repeat(array, factor, axis=0), factor, axis=1)[: shape[0], : shape[1]]
+
+
 def iou_of_top_area(score: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> float:
     """Threshold ``score`` so that its top area equals the true area; IoU with ``truth``."""
     fraction = truth[valid].mean()
@@ -44,8 +50,12 @@ def iou_of_top_area(score: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> 
 
 def test_water_heatmap_finds_the_water(scene, run):
     out, summary = run
+    factor = summary["parameters"]["decimate"]
     with rasterio.open(summary["outputs"]["heatmaps"]["water"]) as src:
         score = src.read(1, masked=True)
+    score = np.ma.masked_array(
+        *(on_scene_pixels(a, scene.truth.shape, factor) for a in (score.data, score.mask))
+    )
     valid = ~np.ma.getmaskarray(score)
     assert valid.all()  # the synthetic scene has no nodata
     iou = iou_of_top_area(score.filled(np.nan), scene.mask("water"), valid)
@@ -56,23 +66,27 @@ def test_outputs_carry_the_scene_georeferencing(scene, run):
     out, summary = run
     with rasterio.open(scene.path) as src:
         crs, transform, shape = src.crs, src.transform, src.shape
+    factor = summary["parameters"]["decimate"]
+    assert factor == 6  # the default: 8 output pixels per chip stride (64 px toy chips, stride 48)
     for query in ("water", "forest"):
         with rasterio.open(summary["outputs"]["heatmaps"][query]) as heat:
-            assert heat.crs == crs and heat.transform == transform and heat.shape == shape
+            # a decimated grid: the scene's transform composed with the scale (rasterio's own numbers)
+            assert heat.crs == crs and heat.transform == transform * Affine.scale(factor)
+            assert heat.shape == tuple(-(-n // factor) for n in shape)
             assert heat.count == 2 and heat.dtypes == ("float32", "float32")
             assert heat.nodata is not None
             assert heat.descriptions[0].startswith("score") and heat.descriptions[1].startswith("cosine")
             score, similarity = heat.read(1), heat.read(2)
             assert score.min() == 0.0 and score.max() == 1.0
             assert -1.0 <= similarity.min() <= similarity.max() <= 1.0
-            assert heat.overviews(1)  # a COG carries overviews
+            assert heat.overviews(1) or max(heat.shape) <= 256  # a COG has overviews unless it fits one tile
         assert Path(summary["outputs"]["overlays"][query]).is_file()
     regions = gpd.read_file(summary["outputs"]["regions"], layer="regions")
     assert regions.crs == crs
     assert {"query", "max_score", "mean_score", "area_m2"} <= set(regions.columns)
     assert set(regions["query"]) == {"water", "forest"}
     assert (regions["max_score"] >= 0.5).all()
-    # areas in m²: pixels are 2 m × 2 m
+    # areas in m²: the CRS is in metres
     assert regions["area_m2"].sum() == pytest.approx(regions.geometry.area.sum())
 
 
