@@ -122,7 +122,7 @@ def test_chips_without_crs_write_a_plain_index(tmp_path):
 )
 def test_bad_input_exits_2_without_output(tmp_path, scene, capsys, args, message):
     (tmp_path / "junk.tif").write_text("junk")
-    write(tmp_path / "empty.tif", np.zeros((1, 16, 16), np.uint8), nodata=0)
+    write(tmp_path / "empty.tif", np.zeros((1, 256, 256), np.uint8), nodata=0)
     write(tmp_path / "nocrs.tif", np.ones((3, 64, 64), np.uint8), crs=None)
     before = set(tmp_path.iterdir())
     args = [str(tmp_path / args[0]), *args[1:]]
