@@ -233,12 +233,13 @@ def to_uint8(probability: np.ndarray) -> np.ndarray:
 
 
 def jpeg_round_trip(image: np.ndarray, quality: int = SELO_JPEG_QUALITY) -> np.ndarray:
-    """Encode an (H, W) uint8 image as baseline greyscale JPEG (Pillow's libjpeg) and decode it again."""
+    """Encode an (H, W) or (H, W, 3) uint8 image as baseline JPEG (Pillow's libjpeg: greyscale, or
+    colour with 4:2:0 subsampling) and decode it again."""
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="JPEG", quality=quality)
     buffer.seek(0)
     with Image.open(buffer) as decoded:
-        return np.asarray(decoded.convert("L"))
+        return np.asarray(decoded.convert("L" if image.ndim == 2 else "RGB"))
 
 
 def selo_postprocess(

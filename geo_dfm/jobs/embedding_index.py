@@ -24,9 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from affine import Affine
 from numpy.lib.format import open_memmap
-from rasterio.crs import CRS
 
 from tile_tools.atomic import atomic_file
 from tile_tools.errors import InputError
@@ -70,20 +68,6 @@ def scene_stamp(scene: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _digest(data: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-
-def grid_to_dict(grid: PixelGrid) -> dict[str, Any]:
-    return {
-        "width": grid.width,
-        "height": grid.height,
-        "geotransform": list(grid.transform.to_gdal()),
-        "crs": grid.crs.to_wkt() if grid.crs is not None else None,
-    }
-
-
-def grid_from_dict(data: Mapping[str, Any]) -> PixelGrid:
-    crs = CRS.from_wkt(data["crs"]) if data.get("crs") else None
-    return PixelGrid(int(data["width"]), int(data["height"]), Affine.from_gdal(*data["geotransform"]), crs)
 
 
 @dataclass(frozen=True)
@@ -183,7 +167,7 @@ class EmbeddingIndex:
                 "%s: unreadable entry for %s (%s); it will be re-encoded", self.path, entry["scene"], exc
             )
             return None
-        return SceneEmbeddings(entry["scene"], grid_from_dict(entry["grid"]), windows, embeddings)
+        return SceneEmbeddings(entry["scene"], PixelGrid.from_dict(entry["grid"]), windows, embeddings)
 
     def writer(
         self, key: IndexKey, scene: str, grid: PixelGrid, windows: np.ndarray, dim: int
@@ -217,7 +201,7 @@ class EmbeddingIndex:
             del self._entries[old]
         self._entries[digest] = {
             "scene": scene,
-            "grid": grid_to_dict(grid),
+            "grid": grid.to_dict(),
             "setup_digest": key.setup_digest,
             "count": len(windows),
             **names,
