@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from geo_dfm.cli.localize import dense_options
 from geo_dfm.cli.options import (
     chip_options,
     model_options,
@@ -38,6 +39,22 @@ from geo_dfm.cli.options import (
     help="Leave chips (and pixels) whose top probability is below this unlabelled.",
 )
 @weighting_option("How overlapping chips' probabilities are blended into pixels.")
+@click.option(
+    "--method",
+    type=click.Choice(["blend", "dense"]),
+    default="blend",
+    show_default=True,
+    help="blend: one probability vector per chip; dense: per-patch probabilities from the last ViT "
+    "block (open-vocabulary segmentation; ViT models only).",
+)
+@dense_options
+@click.option(
+    "--min-region-area",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    show_default=True,
+    help="dense only: leave class regions smaller than this out of the regions layer (square metres).",
+)
 @chip_options
 @model_options
 @progress_options
@@ -46,6 +63,8 @@ def classify(scene: str, **options) -> None:
 
     Each chip's class probabilities (softmax of 100·cosine over the prompt-ensemble class
     embeddings) are blended into pixels; a pixel's class is its highest blended probability.
+    With --method dense every patch gets its own probabilities (softmax of the model's logit
+    scale × cosine), blended the same way.
     OUT receives classes.tif, probabilities.tif, labels.gpkg and summary.json.
 
     Example: geo-dfm classify scene.tif --preset landcover -o landcover/

@@ -11,6 +11,14 @@ argmax of its blended probabilities; a pixel whose blended top probability is be
 holds the blended probabilities (one band per label). Chips below ``min_confidence`` have no
 label in the chips layer and are left out of the dissolved regions. ``area_per_class`` counts the
 class raster's pixels (true m², geodesic on degree CRSs).
+
+``method="dense"`` (open-vocabulary segmentation, docs/dense.md): each window's patch features (the
+``variant``'s last ViT block, windows resized to ``input_size``) give per-patch class probabilities —
+the softmax of the model's logit scale × cosine over the labels, optionally after subtracting
+``cls_lambda`` × the window's image-level score — that are splatted (bilinearly upsampled onto the
+window) into the same accumulator; pixels take the argmax as above. The ``chips`` layer labels each
+window from its ordinary image embedding (as ``blend`` does); the ``regions`` layer dissolves the
+per-pixel class raster itself (regions below ``min_region_area`` m² are left out).
 """
 
 from __future__ import annotations
@@ -22,13 +30,15 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
+from geo_dfm.jobs.dense import iter_patch_features, patch_footprint
 from geo_dfm.jobs.labels import MAX_LABELS, resolve_labels
 from geo_dfm.jobs.outputs import write_class_outputs
 from geo_dfm.jobs.params import ChipParams, ModelParams, param
-from geo_dfm.jobs.pipeline import check_scene, iter_features, start_job
+from geo_dfm.jobs.pipeline import check_scene, iter_features, plan_stride, start_job
 from geo_dfm.jobs.scoring import zero_shot_probabilities
-from geo_dfm.jobs.stitch import WEIGHTINGS, BlendStitcher, auto_decimation
+from geo_dfm.jobs.stitch import WEIGHTINGS, BlendStitcher, chip_map_decimation, dense_map_decimation
 from geo_dfm.jobs.summary import grid_summary
+from geo_dfm.models.patch_head import DEFAULT_VARIANT, DENSE_VARIANTS, PatchHead
 from geo_dfm.progress import Progress
 from tile_tools.errors import InputError
 
@@ -36,6 +46,7 @@ log = logging.getLogger(__name__)
 
 UNLABELLED = 255
 TOP_K = 3
+METHODS = ("blend", "dense")
 #: Above this many output pixels × classes, the class map is decimated automatically.
 AUTO_DECIMATE_MAX_VALUES = 256_000_000
 
@@ -55,6 +66,21 @@ class ClassifyParams:
     min_confidence: float = param(0.0, help="Leave chips and pixels below this top probability unlabelled.")
     weighting: str = param("hann", help="How overlapping chips' probabilities blend.", choices=WEIGHTINGS)
     decimate: int | None = param(None, help="One output pixel per N×N scene pixels.")
+    method: str = param(
+        "blend", help="blend: chip probabilities; dense: patch-level segmentation.", choices=METHODS
+    )
+    variant: str = param(
+        DEFAULT_VARIANT,
+        help="dense only: how the last ViT block makes patch features.",
+        choices=DENSE_VARIANTS,
+    )
+    input_size: int | None = param(
+        None, help="dense only: pixels a side each window is resized to (default: the model's input size)."
+    )
+    cls_lambda: float = param(
+        0.0, help="dense only: subtract this share of the window's image-level score (SegEarth-OV: 0.3)."
+    )
+    min_region_area: float = param(0.0, help="dense only: leave class regions below this out (m²).")
     chips: ChipParams = field(default_factory=ChipParams)
     model: ModelParams = field(default_factory=ModelParams)
 
@@ -101,13 +127,32 @@ def check_params(params: ClassifyParams) -> ClassifyParams:
         )
     if not 0.0 <= params.min_confidence <= 1.0:
         raise InputError("min_confidence", f"must be between 0 and 1, got {params.min_confidence}")
+    if params.method not in METHODS:
+        raise InputError("method", f"unknown method {params.method!r}; choose {' or '.join(METHODS)}")
+    if params.method != "dense":
+        for name, value, default in (
+            ("variant", params.variant, DEFAULT_VARIANT),
+            ("input_size", params.input_size, None),
+            ("cls_lambda", params.cls_lambda, 0.0),
+            ("min_region_area", params.min_region_area, 0.0),
+        ):
+            if value != default:
+                raise InputError(name, "only applies to --method dense")
+    PatchHead(params.variant, params.input_size)  # refuses unknown variants and sizes
+    if params.cls_lambda < 0:
+        raise InputError("cls_lambda", f"must be at least 0, got {params.cls_lambda}")
+    if params.min_region_area < 0:
+        raise InputError("min_region_area", f"must be at least 0, got {params.min_region_area}")
     return replace(params, labels=labels, scene=check_scene(params.scene))
 
 
 def run_classify(params: ClassifyParams, progress: Progress) -> dict[str, Any]:
     """Run ``classify`` and return its summary (also written to ``OUT/summary.json``)."""
+    from geo_dfm.models.contrast import TextContrast
+
     params = check_params(params)
     labels = params.labels
+    dense = params.method == "dense"
     with (
         start_job("classify", params.output, params.overwrite, progress, params.inputs()) as job,
         job.plan(params.scene, params.chips, params.model) as plan,
@@ -115,20 +160,57 @@ def run_classify(params: ClassifyParams, progress: Progress) -> dict[str, Any]:
         encoder = job.load_encoder(params.model)
         with job.stage("encode labels"):
             class_matrix = encoder.class_embeddings(list(labels), params.templates)
+        pixel_classes = (
+            TextContrast(
+                names=labels,
+                texts=class_matrix,
+                background_names=(),
+                background=np.zeros((0, class_matrix.shape[1]), np.float32),
+                temperature=encoder.logit_scale,
+                joint=True,
+                cls_lambda=params.cls_lambda,
+            )
+            if dense
+            else None
+        )
         grid = plan.reader.grid
-        decimation = auto_decimation(grid, params.decimate, AUTO_DECIMATE_MAX_VALUES, channels=len(labels))
+        head = PatchHead(params.variant, params.input_size)
+        if dense:
+            decimation = dense_map_decimation(
+                grid,
+                patch_footprint(plan, encoder, head),
+                params.decimate,
+                AUTO_DECIMATE_MAX_VALUES,
+                len(labels),
+            )
+        else:
+            decimation = chip_map_decimation(
+                grid, plan_stride(plan), params.decimate, AUTO_DECIMATE_MAX_VALUES, channels=len(labels)
+            )
         windows: list[Window] = []
         parts: list[np.ndarray] = []
         with BlendStitcher(grid, len(labels), params.weighting, decimation, normalize=False) as stitcher:
-            for batch in iter_features(plan, encoder, progress, params.model.batch_size, timer=job.timer):
+            if dense:
+                batches: Any = iter_patch_features(
+                    plan, encoder, head, progress, params.model.batch_size, timer=job.timer
+                )
+            else:
+                batches = iter_features(plan, encoder, progress, params.model.batch_size, timer=job.timer)
+            for batch in batches:
                 with job.timer.stage("stitch"):
-                    probabilities = zero_shot_probabilities(batch.features, class_matrix)
-                    stitcher.add(batch.windows, probabilities)
+                    if pixel_classes is not None:
+                        probabilities = zero_shot_probabilities(batch.features.image, class_matrix)
+                        stitcher.add(batch.windows, pixel_classes.score_patches(batch.features).probability)
+                    else:
+                        probabilities = zero_shot_probabilities(batch.features, class_matrix)
+                        stitcher.add(batch.windows, probabilities)
                 windows.extend(batch.windows)
                 parts.append(probabilities)
             chips = ChipLabels.of(windows, np.concatenate(parts), params.min_confidence)
             with job.stage("write outputs"):
-                outputs, areas = write_class_outputs(job, stitcher, plan.reader, params, chips)
+                outputs, areas = write_class_outputs(
+                    job, stitcher, plan.reader, params, chips, pixel_regions=dense
+                )
         return job.finish(
             model=encoder.describe(),
             parameters={
@@ -137,6 +219,12 @@ def run_classify(params: ClassifyParams, progress: Progress) -> dict[str, Any]:
                 "min_confidence": params.min_confidence,
                 "weighting": params.weighting,
                 "decimate": decimation,
+                "method": params.method,
+                "variant": params.variant if dense else None,
+                "input_size": params.input_size if dense else None,
+                "cls_lambda": params.cls_lambda if dense else None,
+                "min_region_area": params.min_region_area if dense else None,
+                "pixel_logit_scale": encoder.logit_scale if dense else None,
                 "chips": params.chips.as_dict(),
                 "model": params.model.as_dict(),
             },

@@ -89,21 +89,25 @@ def write_heatmap_outputs(
 
 
 def write_class_outputs(
-    job: Any, stitcher: Any, reader: Any, params: Any, chips: Any
+    job: Any, stitcher: Any, reader: Any, params: Any, chips: Any, pixel_regions: bool = False
 ) -> tuple[dict[str, Any], dict[str, float | None]]:
     """``classes.tif`` (uint8, colour table, 255 unlabelled), ``probabilities.tif`` (one band per label),
     ``labels.gpkg`` (layers ``chips`` and dissolved ``regions``; none without CRS); returns the
-    ``outputs`` entry and the area per class (m², ``None`` without CRS)."""
+    ``outputs`` entry and the area per class (m², ``None`` without CRS). ``regions`` dissolves the
+    labelled chips, or with ``pixel_regions`` the class raster itself (fed in the same pass; regions
+    below ``params.min_region_area`` m² left out)."""
     from tile_tools.blocks import Block
     from tile_tools.class_blocks import ClassAreas, label_block
     from tile_tools.raster_writers import ClassRasterWriter, CogWriter
     from tile_tools.vector_io import write_geopackage
-    from tile_tools.vectorize import chip_labels_to_polygons, dissolve_labels
+    from tile_tools.vectorize import ClassRegions, chip_labels_to_polygons, dissolve_labels
 
     labels = list(params.labels)
     maps = stitcher.maps(reader.valid_mask_overview())
     grid, count = maps.grid, maps.channels
     areas = ClassAreas(grid, count)
+    has_crs = reader.grid.crs is not None
+    regions = ClassRegions(grid, labels, params.min_region_area) if pixel_regions and has_crs else None
     with (
         ClassRasterWriter(job.path("classes.tif"), grid, labels) as classes,
         CogWriter(job.path("probabilities.tif"), grid, count, band_descriptions=labels) as probabilities,
@@ -113,13 +117,15 @@ def write_class_outputs(
             classes.write(window, block.classes)
             probabilities.write(window, data[:count])
             areas.add(window, block.classes)
+            if regions is not None:
+                regions.add(block)
     outputs: dict[str, Any] = {
         "classes": job.final("classes.tif"),
         "probabilities": job.final("probabilities.tif"),
         "vectors": None,
     }
     scene_grid = reader.grid
-    if scene_grid.crs is not None:
+    if has_crs:
         order = np.argsort(-chips.probabilities, axis=1)[:, :3]
         topk = [[(labels[j], float(chips.probabilities[i, j])) for j in row] for i, row in enumerate(order)]
         chip_frame = chip_labels_to_polygons(
@@ -129,8 +135,12 @@ def write_class_outputs(
             scene_grid,
             topk=topk,
         )
-        regions = dissolve_labels(chip_frame[chip_frame["label"].notna()])
-        write_geopackage({"chips": chip_frame, "regions": regions}, job.path("labels.gpkg"))
+        dissolved = (
+            regions.frame()
+            if regions is not None
+            else dissolve_labels(chip_frame[chip_frame["label"].notna()])
+        )
+        write_geopackage({"chips": chip_frame, "regions": dissolved}, job.path("labels.gpkg"))
         outputs["vectors"] = job.final("labels.gpkg")
     else:
         log.warning("%s: the scene has no CRS; no GeoPackage is written", params.scene)

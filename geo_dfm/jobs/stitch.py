@@ -4,8 +4,9 @@ Two stitchers with one shape (``add(windows, values)`` per batch, then ``maps(va
 *score* and *raw value* of every channel, as :class:`MapBlocks` read block by block):
 
 - :class:`BlendStitcher`: the disk-backed weighted accumulator (Hann/Gaussian/uniform splats,
-  optional decimation); score = scene-wide min–max of the mean value (or the mean value itself, for
-  probabilities, ``normalize=False``).
+  optional decimation) of per-chip values or per-window patch grids; score = scene-wide min–max of the
+  mean value (or the mean value itself, for probabilities, ``normalize=False``; or, ``prescored=True``,
+  values that already hold the scores, e.g. contrast probabilities, beside the raw values).
 - :class:`SeloStitcher`: the reference SeLo mean (uniform, exact on the compressed grid of window edges)
   and SeLo's post-processing chain.
 
@@ -44,6 +45,38 @@ def auto_decimation(grid: PixelGrid, requested: int | None, max_values: int, cha
     return max(1, math.ceil(math.sqrt(values / max_values)))
 
 
+#: A chip-level map (one value per chip, blended with smooth splats) varies on the scale of the chip
+#: stride: this many output pixels per stride keep it faithful while writing far fewer pixels than the
+#: scene has (``decimate=1`` asks for full resolution).
+SAMPLES_PER_STRIDE = 8
+
+
+def chip_map_decimation(
+    grid: PixelGrid, stride: int, requested: int | None, max_values: int, channels: int = 1
+) -> int:
+    """``requested``, or the default output decimation of a chip-level map: ``stride //
+    SAMPLES_PER_STRIDE``, more when needed to keep output pixels × ``channels`` under ``max_values``."""
+    if requested is not None:
+        return requested
+    return max(1, stride // SAMPLES_PER_STRIDE, auto_decimation(grid, None, max_values, channels))
+
+
+#: A dense map (one value per patch, upsampled bilinearly) varies on the scale of a patch's footprint:
+#: this many output pixels per footprint side keep it faithful (``decimate=1`` asks for full resolution).
+SAMPLES_PER_PATCH = 2
+
+
+def dense_map_decimation(
+    grid: PixelGrid, patch_px: float, requested: int | None, max_values: int, channels: int = 1
+) -> int:
+    """``requested``, or the default output decimation of a dense map whose patches cover ``patch_px``
+    working-grid pixels a side: ``patch_px // SAMPLES_PER_PATCH``, more when needed to keep output
+    pixels × ``channels`` under ``max_values``."""
+    if requested is not None:
+        return requested
+    return max(1, int(patch_px // SAMPLES_PER_PATCH), auto_decimation(grid, None, max_values, channels))
+
+
 def masked(blocks: Iterator[Block], valid: MaskOverview, grid: PixelGrid) -> Iterator[Block]:
     """``blocks`` of ``grid`` with NaN wherever the scene has no valid data."""
     for window, data in blocks:
@@ -66,7 +99,11 @@ class MapBlocks:
 
 
 class BlendStitcher:
-    """Weighted splats of per-chip values (C,) or small maps (C, h, w) into the disk-backed accumulator."""
+    """Weighted splats of per-chip values (C,) or small maps (C, h, w) into the disk-backed accumulator.
+
+    With ``prescored=True`` each value holds 2C channels — C scores in [0, 1], then C raw values (see
+    :meth:`geo_dfm.models.contrast.ContrastScores.channels`) — and :meth:`maps` passes both means through.
+    """
 
     def __init__(
         self,
@@ -76,13 +113,18 @@ class BlendStitcher:
         decimation: int = 1,
         normalize: bool = True,
         block_size: int = 512,
+        prescored: bool = False,
     ) -> None:
         from tile_tools.accumulate import WeightedAccumulator
 
         self.grid, self.channels, self.decimation, self.normalize = grid, channels, decimation, normalize
-        self.block_size = block_size
+        self.block_size, self.prescored = block_size, prescored
         self._acc = WeightedAccumulator(
-            grid, channels, weight=weighting, decimation=decimation, block_size=block_size
+            grid,
+            2 * channels if prescored else channels,
+            weight=weighting,
+            decimation=decimation,
+            block_size=block_size,
         )
         self.output_grid = self._acc.output_grid
 
@@ -103,6 +145,8 @@ class BlendStitcher:
         def means() -> Iterator[Block]:
             return masked(self._acc.iter_blocks(block_size=size), valid, grid)
 
+        if self.prescored:
+            return MapBlocks(grid, self.channels, means)
         stats = ChannelStats.from_blocks(means()) if self.normalize else None
 
         def read() -> Iterator[Block]:

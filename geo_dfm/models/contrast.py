@@ -79,6 +79,10 @@ class ContrastScores:
         (it upsamples an (h, w) patch grid bilinearly, pixel-centre aligned, onto the window)."""
         return np.concatenate([self.probability[index], self.cosine[index]], axis=0)
 
+    def all_channels(self) -> np.ndarray:
+        """(N, 2Q, *S) float32: :meth:`channels` of every item."""
+        return np.concatenate([self.probability, self.cosine], axis=1)
+
 
 @dataclass(frozen=True, eq=False)
 class TextContrast:

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from geo_dfm.errors import InputError
+from geo_dfm.models.patch_head import DEFAULT_VARIANT, DENSE_VARIANTS, NACLIP_SIGMA, PatchHead
 from geo_dfm.models.vit_tokens import (
     VitTokens,
     dense_vision_tower,
@@ -43,32 +44,20 @@ from geo_dfm.models.vit_tokens import (
 if TYPE_CHECKING:
     from geo_dfm.models.encoder import Encoder
 
-DENSE_VARIANTS: tuple[str, ...] = ("plain", "maskclip", "sclip", "clearclip", "naclip", "segearth")
-DEFAULT_VARIANT = "naclip"
-"""Chosen by measurement on the synthetic world with the toy model (``docs/dense.md``)."""
-NACLIP_SIGMA = 5.0
-"""Standard deviation (patches) of NACLIP's Gaussian neighbourhood prior."""
-
-
-@dataclass(frozen=True)
-class PatchHead:
-    """How patch features are made: the last-block ``variant`` and the side (pixels) of the square
-    model input each window is resized to (``None``: the model's own input size; larger sizes
-    interpolate the positional embedding, e.g. 448 for a B/16)."""
-
-    variant: str = DEFAULT_VARIANT
-    input_size: int | None = None
-    naclip_sigma: float = NACLIP_SIGMA
-
-    def __post_init__(self) -> None:
-        if self.variant not in DENSE_VARIANTS:
-            raise InputError(
-                "variant", f"unknown dense variant {self.variant!r}; choose from {', '.join(DENSE_VARIANTS)}"
-            )
-        if self.input_size is not None and self.input_size < 1:
-            raise InputError("input_size", f"must be a positive number of pixels, got {self.input_size}")
-        if not self.naclip_sigma > 0:
-            raise InputError("naclip_sigma", f"must be positive, got {self.naclip_sigma}")
+__all__ = [
+    "DEFAULT_VARIANT",
+    "DENSE_VARIANTS",
+    "NACLIP_SIGMA",
+    "PatchFeatures",
+    "PatchHead",
+    "dense_input_size",
+    "dense_pixels",
+    "features_from_tokens",
+    "last_block_tokens",
+    "neighbourhood_prior",
+    "patch_features",
+    "vit_patch_features",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -219,7 +208,7 @@ def features_from_tokens(visual: torch.nn.Module, before: VitTokens, head: Patch
 
 def dense_input_size(encoder: Encoder, head: PatchHead) -> int:
     """The square input side for ``head`` on ``encoder``: a multiple of the patch size."""
-    visual = dense_vision_tower(encoder.model, "--model")
+    visual = dense_vision_tower(encoder.model, "model")
     patch = int(visual.patch_size[0])
     size = int(head.input_size or encoder.input_size)
     if size % patch or size < patch:
@@ -263,4 +252,4 @@ def patch_features(
         else torch.autocast(encoder.device.type, enabled=False)
     )
     with autocast:
-        return vit_patch_features(encoder.model, pixels, head, source="--model")
+        return vit_patch_features(encoder.model, pixels, head, source="model")

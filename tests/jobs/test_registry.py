@@ -93,7 +93,9 @@ def test_every_registered_job_has_a_schema_and_a_run_function():
         assert described[name]["summary"]
         json.dumps(described[name])
     localize = {f["name"]: f for f in described["localize"]["params"]}
-    assert localize["method"]["choices"] == ["blend", "selo"]
+    assert localize["method"]["choices"] == ["blend", "selo", "dense"]
+    classify = {f["name"]: f for f in described["classify"]["params"]}
+    assert classify["method"]["choices"] == ["blend", "dense"]
     assert {f["name"] for f in localize["chips"]["fields"]} >= {"chip_size", "overlap", "bands", "aoi"}
     with pytest.raises(InputError, match="unknown job 'nope'"):
         get_job("nope")
