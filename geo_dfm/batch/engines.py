@@ -69,9 +69,24 @@ def _preload(model: Any) -> None:
     load_model(model)
 
 
+#: What a pool's fork server imports once, before it forks the workers (the imports of torch and
+#: open_clip take most of a worker's start-up; forking after them is safe: nothing has run yet).
+FORKSERVER_PRELOAD = ["torch", "open_clip", "rasterio", "geo_dfm.models.factory", "geo_dfm.batch.tasks"]
+
+
+def worker_context() -> Any:
+    """The multiprocessing context of pool workers: a fork server that has imported the heavy modules
+    once (POSIX), else spawn; never a plain fork of this process (its threads, GDAL handles, CUDA)."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(FORKSERVER_PRELOAD)
+        return context
+    return multiprocessing.get_context("spawn")
+
+
 class PoolEngine:
-    """A local pool of ``workers`` processes (spawned, so no thread or GPU state is inherited); each
-    loads the model once (initializer) and keeps it in its encoder cache for every scene it runs."""
+    """A local pool of ``workers`` processes (see :func:`worker_context`); each loads the model once
+    (initializer) and keeps it in its encoder cache for every scene it runs."""
 
     def __init__(self, workers: int, cancel_event: threading.Event) -> None:
         self.workers = workers
@@ -80,10 +95,7 @@ class PoolEngine:
 
     def start(self, model: Any) -> None:
         self._executor = cf.ProcessPoolExecutor(
-            self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_preload,
-            initargs=(model,),
+            self.workers, mp_context=worker_context(), initializer=_preload, initargs=(model,)
         )
         check = self._executor.submit(load_model, model)
         self._wait_for({check})

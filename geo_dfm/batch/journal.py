@@ -29,7 +29,7 @@ class SceneRecord:
     ``status`` ``"done"`` or ``"failed"``; ``code`` the exit status of the failure (0 when done, see
     :func:`geo_dfm.errors.exit_status`) and ``error`` its one-line message; ``started``/``finished`` UTC
     ISO times and ``seconds`` wall time, ``jobs`` seconds per job; ``chips`` encoded (all jobs); ``crs``
-    and ``footprint`` (WKT polygon in that CRS) of the scene's output grid, ``None`` when unknown;
+    and ``footprint`` (WKT polygon in that CRS) of the scene's bounds, ``None`` when unknown;
     ``worker`` the host and process that ran it.
     """
 

@@ -6,7 +6,7 @@ column (the scene id):
 - ``chips`` (classify's chip labels: label, confidence, top3, area_m2), ``regions`` (classify's dissolved
   label regions: label, mean_confidence, area_m2), ``hotspots`` (localize's hot regions: query, max_score,
   mean_score, area_m2); areas stay those measured in each scene's own CRS;
-- ``scenes``: one row per scene of the run, footprint (the output grid's outline, densified before
+- ``scenes``: one row per scene of the run, footprint (the scene's bounds, densified before
   reprojection; empty when the scene could not be read), status, code, error, started, finished,
   seconds, seconds per job, chips, worker and the scene's job folders (relative to OUT).
 

@@ -70,7 +70,9 @@ def run_scene_task(task: SceneTask, progress: Progress | None = None) -> SceneRe
             round(time.perf_counter() - start, 3), chips, status.code, status.message, crs, footprint,
             jobs, worker_name(),
         )  # fmt: skip
-    crs, footprint = grid_footprint(summary) if summary is not None else (None, None)
+    crs, footprint = source_footprint(task.scene.source)
+    if footprint is None and summary is not None:  # a slippy-map folder: the job's output grid
+        crs, footprint = grid_footprint(summary)
     return SceneRecord(
         task.scene.id, task.scene.source, DONE, started, utc_now(), round(time.perf_counter() - start, 3),
         chips, 0, None, crs, footprint, jobs, worker_name(),
@@ -87,7 +89,7 @@ def grid_footprint(summary: Mapping[str, Any]) -> tuple[str | None, str | None]:
         return summary.get("crs"), None
     transform = Affine.from_gdal(*grid["geotransform"])
     width, height = grid["width"], grid["height"]
-    corners = [transform * xy for xy in ((0, 0), (width, 0), (width, height), (0, height))]
+    corners = [transform @ xy for xy in ((0, 0), (width, 0), (width, height), (0, height))]
     return str(summary["crs"]), Polygon(corners).wkt
 
 
