@@ -107,10 +107,27 @@ def test_loaded_encoders_are_cached_per_arguments(encoder, tiny_model, tiny_conf
     assert encoder.describe()["device"] == "cpu" and encoder.precision == "fp32"
 
 
-def test_device_and_precision_choices():
-    assert resolve_device("auto").type == (
-        "cuda" if torch.cuda.is_available() else resolve_device("auto").type
-    )
+@pytest.mark.parametrize(
+    "cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")]
+)
+def test_auto_device_follows_what_the_machine_has(monkeypatch, cuda, mps, expected):
+    """``auto`` picks CUDA, then MPS, then CPU: the availability checks are faked, so every branch runs
+    on any machine (a real CUDA device is not needed to see that ``auto`` would choose it)."""
+    from geo_dfm.models import device as device_module
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(device_module, "_mps_available", lambda: mps)
+    assert resolve_device("auto").type == expected
+
+
+@pytest.mark.parametrize("bf16, expected", [(True, torch.bfloat16), (False, torch.float16)])
+def test_auto_precision_on_a_gpu_follows_its_bf16_support(monkeypatch, bf16, expected):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16)
+    assert resolve_precision("auto", torch.device("cuda")) == expected
+    assert resolve_precision("auto", torch.device("mps")) is None
+
+
+def test_device_and_precision_choices(monkeypatch):
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_precision("auto", torch.device("cpu")) is None
     assert resolve_precision("fp16", torch.device("cuda")) == torch.float16
@@ -118,10 +135,9 @@ def test_device_and_precision_choices():
         resolve_precision("bf16", torch.device("cpu"))
     with pytest.raises(InputError, match="unknown device"):
         resolve_device("tpu")
-    if not torch.cuda.is_available():
-        assert resolve_device("auto").type in {"cpu", "mps"}
-        with pytest.raises(InputError, match="no CUDA GPU"):
-            resolve_device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        resolve_device("cuda:0")
 
 
 def test_encoder_describes_itself(encoder):

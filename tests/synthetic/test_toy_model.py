@@ -6,6 +6,8 @@ fresh scenes from seeds the model never trained on. Run this file as a script fo
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 
 import numpy as np
@@ -25,6 +27,7 @@ from geo_dfm.synthetic import (
     render_scene,
     toy_model_file,
 )
+from geo_dfm.synthetic.toy_model import TOY_RECIPE, toy_model_key
 
 
 def load_toy(path):
@@ -130,9 +133,29 @@ def measure(path, seeds, size=384, chip_sizes=(64,), selo_sizes=(64, 128)) -> di
     }
 
 
-def test_toy_model_is_cached_under_its_recipe_key(toy_model_path):
-    assert toy_model_path == toy_model_file()
-    assert toy_model_path.suffix == ".safetensors"
+def test_toy_model_is_cached_under_its_recipe_key(toy_model_path, tmp_path, monkeypatch):
+    """Any change of the recipe or of the architecture config names another cache file, so a stale
+    toy model is never loaded for a new recipe."""
+    assert toy_model_path.suffix == ".safetensors" and toy_model_path.exists()
+    key = toy_model_key()
+    recipes = [
+        dataclasses.replace(TOY_RECIPE, scenes=TOY_RECIPE.scenes + 1),
+        dataclasses.replace(TOY_RECIPE, logit_scale=TOY_RECIPE.logit_scale * 2),
+        dataclasses.replace(TOY_RECIPE, train=dataclasses.replace(TOY_RECIPE.train, steps=301)),
+        dataclasses.replace(TOY_RECIPE, seed=1),
+    ]
+    keys = {toy_model_key(recipe) for recipe in recipes}
+    assert len(keys) == len(recipes) and key not in keys
+    assert {toy_model_file(tmp_path, recipe).name for recipe in recipes}.isdisjoint({toy_model_path.name})
+    # the architecture config is hashed too: a changed config file gives another key
+    from geo_dfm.synthetic import toy_model as toy
+
+    config = json.loads(toy._config_path().read_text())
+    config["embed_dim"] = config["embed_dim"] + 1
+    changed_config = tmp_path / "config.json"
+    changed_config.write_text(json.dumps(config))
+    monkeypatch.setattr(toy, "_config_path", lambda: changed_config)
+    assert toy_model_key() != key
 
 
 def test_toy_model_loads_strictly_into_open_clip(toy_model_path):
