@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,3 +128,94 @@ def test_mosaic_names_follow_the_per_scene_files():
         ("heatmap_airport_runway", "airport_runway.tif"),
         ("heatmap_airport_runway_2", "airport_runway_2.tif"),
     ]
+
+
+def assert_covers_by_whole_cells(grid, bounds, lattice):
+    """``grid``'s edges are edges of ``lattice``'s cells (a north-up transform), and it holds ``bounds``
+    with less than a cell to spare on each side (up to the lattice's 1e-6 cell tolerance)."""
+    res, eps = lattice.a, 1e-6 * lattice.a
+    for edge, origin in zip(grid, (lattice.c, lattice.f, lattice.c, lattice.f), strict=True):
+        assert (edge - origin) / res == pytest.approx(round((edge - origin) / res), abs=1e-6)
+    left, bottom, right, top = bounds
+    assert grid.left - eps <= left < grid.left + res and grid.right - res < right <= grid.right + eps
+    assert grid.bottom - eps <= bottom < grid.bottom + res and grid.top - res < top <= grid.top + eps
+
+
+def test_the_mosaic_grid_is_the_union_of_its_scenes_on_the_lattice(scenes, tmp_path):
+    path = tmp_path / "out" / "mosaics" / "heat.vrt"
+    write_mosaic(path, list(scenes.items()), UTM, path.parent / "warped")
+    with rasterio.open(path) as mosaic:
+        assert mosaic.driver == "VRT" and mosaic.count == 1 and mosaic.dtypes == ("float32",)
+        files = {Path(f).resolve() for f in mosaic.files}
+        # one layer over every scene: on the lattice directly, off it through its warped VRT
+        assert {Path(scenes[s]).resolve() for s in ("under", "a", "b")} <= files
+        assert {(path.parent / "warped" / f"{s}_heat.vrt").resolve() for s in "cd"} <= files
+        expected = []
+        for scene in ("under", "a", "b"):
+            with rasterio.open(scenes[scene]) as src:
+                expected.append(src.bounds)
+        for scene in "cd":
+            with rasterio.open(scenes[scene]) as src:
+                bounds = transform_bounds(src.crs, UTM, *src.bounds, densify_pts=21)
+            with rasterio.open(path.parent / "warped" / f"{scene}_heat.vrt") as warped:
+                assert warped.crs == UTM and warped.res == mosaic.res
+                # the warped grid: the lattice cells covering the scene, no more, no less
+                assert_covers_by_whole_cells(warped.bounds, bounds, mosaic.transform)
+                expected.append(warped.bounds)
+        union = (
+            min(b.left for b in expected),
+            min(b.bottom for b in expected),
+            max(b.right for b in expected),
+            max(b.top for b in expected),
+        )
+        assert tuple(mosaic.bounds) == pytest.approx(union, abs=1e-6)
+        assert (mosaic.width, mosaic.height) == (
+            round((union[2] - union[0]) / 2),
+            round((union[3] - union[1]) / 2),
+        )
+
+
+def test_a_run_crs_no_scene_is_in_takes_rasterios_default_grid_of_the_first_scene(scenes, tmp_path):
+    from rasterio.warp import calculate_default_transform
+
+    run_crs = CRS.from_epsg(3035)  # LAEA Europe: every scene is warped
+    path = tmp_path / "out" / "mosaics" / "heat.vrt"
+    sources = [(s, scenes[s]) for s in ("a", "b", "d")]
+    write_mosaic(path, sources, run_crs, path.parent / "warped")
+    with rasterio.open(scenes["a"]) as a:
+        reference, _, _ = calculate_default_transform(a.crs, run_crs, a.width, a.height, *a.bounds)
+    with rasterio.open(path) as mosaic:
+        assert mosaic.crs == run_crs and mosaic.transform.b == mosaic.transform.d == 0
+        assert mosaic.res == pytest.approx((reference.a, -reference.e), rel=1e-12)
+        cols = (mosaic.transform.c - reference.c) / reference.a
+        rows = (reference.f - mosaic.transform.f) / -reference.e
+        assert cols == pytest.approx(round(cols), abs=1e-6) and rows == pytest.approx(round(rows), abs=1e-6)
+        for scene, source in sources:
+            with rasterio.open(source) as src:
+                bounds = transform_bounds(src.crs, run_crs, *src.bounds, densify_pts=21)
+                window = from_bounds(*bounds, transform=mosaic.transform)
+                window = window.round_offsets(op="floor").round_lengths(op="ceil")
+                expected = np.full((int(window.height), int(window.width)), NODATA, np.float32)
+                reproject(
+                    rasterio.band(src, 1), expected, src_nodata=NODATA, dst_nodata=NODATA,
+                    dst_transform=mosaic.window_transform(window), dst_crs=run_crs,
+                    resampling=Resampling.nearest,
+                )  # fmt: skip
+            valid = expected != NODATA
+            assert valid.mean() > 0.5, scene
+            np.testing.assert_array_equal(mosaic.read(1, window=window)[valid], expected[valid])
+    assert sorted(p.name for p in (path.parent / "warped").iterdir()) == [
+        "a_heat.vrt", "b_heat.vrt", "d_heat.vrt",
+    ]  # fmt: skip
+
+
+def test_a_mosaic_refuses_sources_that_are_not_one_layer(scenes, tmp_path):
+    path = tmp_path / "out" / "mosaics" / "heat.vrt"
+    two_bands = write_raster(
+        tmp_path / "two.tif", np.zeros((2, 8, 8), np.float32), Affine(2, 0, 500_000, 0, -2, 5_320_000), UTM
+    )
+    with pytest.raises(ValueError, match=r"2 × float32 bands, the mosaic has 1 × float32"):
+        write_mosaic(path, [("a", scenes["a"]), ("two", two_bands)], UTM, path.parent / "warped")
+    with pytest.raises(ValueError, match="at least one source"):
+        write_mosaic(path, [], UTM, path.parent / "warped")
+    assert not path.exists()
