@@ -247,7 +247,10 @@ def plan_stride(plan: Any) -> int:
     if plan.spec is None:  # XYZ tiles: one tile per step
         return int(plan.reader.tile_size)
     grid = plan.reader.grid
-    return min(plan.spec.stride_px(size, grid, plan.reader.path) for size in plan.spec.sizes_px(grid, plan.reader.path))
+    return min(
+        plan.spec.stride_px(size, grid, plan.reader.path)
+        for size in plan.spec.sizes_px(grid, plan.reader.path)
+    )
 
 
 # --- features ------------------------------------------------------------------------------------------
