@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -91,7 +92,7 @@ def read_layer(path: Path, layer: str) -> gpd.GeoDataFrame:
     return pyogrio.read_dataframe(path, layer=layer)
 
 
-def assert_same_run(expected: Path, actual: Path) -> None:
+def assert_same_run(expected: Path, actual: Path, rasters: int = 4 * 3) -> None:
     """Same GeoPackage contents (bar clocks), same per-scene rasters and mosaics, pixel for pixel."""
     layers = [name for name, _ in pyogrio.list_layers(expected / "annotations.gpkg")]
     assert layers == [name for name, _ in pyogrio.list_layers(actual / "annotations.gpkg")]
@@ -104,10 +105,10 @@ def assert_same_run(expected: Path, actual: Path) -> None:
             pd.DataFrame(y.drop(columns=[*drop, "geometry"])),
         )
         assert list(x.geometry.to_wkb()) == list(y.geometry.to_wkb()), layer
-    rasters = sorted(p.relative_to(expected) for p in expected.glob("scenes/*/*/*.tif"))
-    assert rasters == sorted(p.relative_to(actual) for p in actual.glob("scenes/*/*/*.tif"))
-    assert len(rasters) == 4 * 3  # classes, probabilities, one heatmap per good scene
-    for rel in [*rasters, *sorted(p.relative_to(expected) for p in expected.glob("mosaics/*.vrt"))]:
+    files = sorted(p.relative_to(expected) for p in expected.glob("scenes/*/*/*.tif"))
+    assert files == sorted(p.relative_to(actual) for p in actual.glob("scenes/*/*/*.tif"))
+    assert len(files) == rasters  # e.g. classes, probabilities, one heatmap per good scene
+    for rel in [*files, *sorted(p.relative_to(expected) for p in expected.glob("mosaics/*.vrt"))]:
         with rasterio.open(expected / rel) as x, rasterio.open(actual / rel) as y:
             assert (x.crs, x.transform, x.nodata) == (y.crs, y.transform, y.nodata), rel
             np.testing.assert_array_equal(x.read(), y.read(), err_msg=str(rel))
@@ -354,3 +355,99 @@ def test_a_clean_run_exits_0_and_resuming_a_finished_run_redoes_nothing(scenes, 
     assert main([*argv, "--overwrite"]) == 0
     assert main([*argv, "--preset", "landcover"]) == 2  # labels and a preset: refused before anything runs
     assert "give exactly one of" in capsys.readouterr().err
+
+
+#: Run ``geo-dfm`` with the run GeoPackage's writer killed (SIGKILL, no clean-up) after its 2nd layer append.
+KILLED_WHILE_MERGING = """
+import os, signal, sys
+import geo_dfm.batch.merge as merge
+real, calls = merge._append, []
+def dying(*args, **kwargs):
+    real(*args, **kwargs)
+    calls.append(1)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+merge._append = dying
+from geo_dfm.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_run_killed_while_writing_the_geopackage_leaves_the_old_one_and_resumes(scenes, tmp_path):
+    out, expected = tmp_path / "merging", tmp_path / "expected"
+    argv = ["annotate", scenes[0], scenes[2], "-o", str(out), "--labels", LABELS, "--model", "toy"]
+    argv += ["--progress", "none"]
+    assert main(argv) == 0
+    shutil.copytree(out, expected)
+    before = (out / "annotations.gpkg").read_bytes()
+    resume = [*argv, "--resume"]  # a finished run: nothing to compute, the merge is written again
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_MERGING, *resume], capture_output=True, timeout=300
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    assert (out / "annotations.gpkg").read_bytes() == before  # never half-written: the old file, whole
+    assert not (out / ".geo-dfm-output.json").exists()  # and the run is marked unfinished
+    assert [p.name for p in out.glob(".annotations.*.tmp.gpkg*")]  # the killed writer's temporary twin
+    assert main(resume) == 0
+    assert json.loads((out / "summary.json").read_text())["scenes"]["ran"] == 0  # nothing recomputed
+    assert not list(out.glob(".annotations.*")) and (out / ".geo-dfm-output.json").is_file()
+    assert_same_run(expected, out, rasters=2 * 2)
+
+
+def test_each_scene_is_the_single_scene_commands_output(reference, scenes, tmp_path):
+    """The batch runs the registered jobs themselves: `geo-dfm classify` / `localize` on one scene, with
+    the batch's one torch thread, write the very same rasters and vectors."""
+    out, _, _ = reference
+    common = ["--model", "toy", "--threads", "1", "--progress", "none"]
+    assert main(["classify", scenes[2], "-o", str(tmp_path / "classify"), "--labels", LABELS, *common]) == 0
+    assert main(["localize", scenes[2], QUERY, "-o", str(tmp_path / "localize"), *common]) == 0
+    for job, files, vectors in (
+        ("classify", ("classes.tif", "probabilities.tif"), ("labels.gpkg", ("chips", "regions"))),
+        ("localize", ("water.tif",), ("regions.gpkg", ("regions",))),
+    ):
+        for file in files:
+            with rasterio.open(tmp_path / job / file) as x, rasterio.open(out / "scenes/c" / job / file) as y:
+                assert (x.crs, x.transform, x.nodata, x.dtypes) == (y.crs, y.transform, y.nodata, y.dtypes)
+                np.testing.assert_array_equal(x.read(), y.read(), err_msg=file)
+        gpkg, layers = vectors
+        for layer in layers:
+            pd.testing.assert_frame_equal(
+                read_layer(tmp_path / job / gpkg, layer), read_layer(out / "scenes/c" / job / gpkg, layer)
+            )
+
+
+def test_the_worker_runs_annotate_from_plain_json_like_the_command(reference, scenes, tmp_path):
+    """The registry entry, as the QGIS plugin's worker calls it: plain JSON parameters, scene events."""
+    from geo_dfm.cli.main import cli
+    from geo_dfm.cli.worker import Worker
+    from geo_dfm.jobs.registry import describe_jobs
+
+    schema = {f["name"]: f for f in describe_jobs()["annotate"]["params"]}
+    assert schema["scenes"]["required"] and schema["scenes"]["type"] == "array"
+    assert schema["method"]["choices"] == ["blend", "selo"] and all(
+        f["help"] for f in schema.values() if f["type"] != "object"
+    )
+    out = tmp_path / "worker"
+    request = {
+        "id": 7,
+        "job": "annotate",
+        "params": {
+            "scenes": [scenes[1], scenes[3]], "output": str(out), "labels": LABELS.split(","),
+            "queries": [QUERY], "model": {"name": "toy"},
+        },
+    }  # fmt: skip
+    stream = io.StringIO()
+    Worker(cli, stream).serve(io.StringIO(json.dumps(request) + "\n"))
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert sorted(e["scene"] for e in events if e["event"] == "scenes") == ["b", "d"]
+    (result,) = [e for e in events if e["event"] == "result"]
+    assert result["job"] == 7 and result["summary"]["scenes"] == {
+        "total": 2,
+        "done": 2,
+        "failed": 0,
+        "ran": 2,
+    }
+    for rel in ("scenes/b/classify/classes.tif", "scenes/d/localize/water.tif"):
+        with rasterio.open(out / rel) as x, rasterio.open(reference[0] / rel) as y:
+            assert (x.crs, x.transform) == (y.crs, y.transform)
+            np.testing.assert_array_equal(x.read(), y.read(), err_msg=rel)
