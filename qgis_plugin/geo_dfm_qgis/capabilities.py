@@ -13,8 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The panel's modes, in the order shown; a mode appears when the worker has that job.
-PANEL_MODES = ("localize", "classify", "search")
+#: The panel's modes, in the order shown; a mode appears when the worker has every job it runs.
+PANEL_MODES = ("localize", "classify", "search", "annotate", "finetune")
+#: The registry jobs behind each panel mode, in the order they run (fine-tune: pairs, then training).
+MODE_JOBS = {"finetune": ("pairs", "finetune")}
+#: The job whose parameters (``method`` included) a mode's form shows.
+MODE_FORM_JOB = {"finetune": "finetune"}
+#: What a protocol-1 geo-dfm (no job descriptions) runs from the panel.
+_FALLBACK_MODES = ("localize", "classify", "search")
 
 # geo-dfm 0.1 (protocol 1), whose ready event lists no jobs, presets or model details.
 _FALLBACK_MODELS = ("georsclip-vit-b-32", "remoteclip-vit-b-32", "skyclip-vit-b-32", "toy")
@@ -172,8 +178,15 @@ class Capabilities:
     def modes(self) -> tuple[str, ...]:
         """The panel modes this geo-dfm runs."""
         if self.protocol < 2:
-            return PANEL_MODES
-        return tuple(mode for mode in PANEL_MODES if mode in self.jobs)
+            return _FALLBACK_MODES
+        return tuple(
+            mode for mode in PANEL_MODES if all(job in self.jobs for job in MODE_JOBS.get(mode, (mode,)))
+        )
+
+    @staticmethod
+    def form_job(mode: str) -> str:
+        """The registry job whose parameters (method, help texts) a panel mode shows."""
+        return MODE_FORM_JOB.get(mode, mode)
 
     def choices(self, job: str, path: str) -> tuple[Any, ...]:
         """The allowed values of a job parameter (``choices("localize", "method")``), else ``()``."""

@@ -14,13 +14,21 @@ from typing import Any
 from qgis.core import (
     QgsApplication,
     QgsCoordinateTransform,
+    QgsFieldProxyModel,
     QgsMapLayerProxyModel,
     QgsProject,
     QgsRasterLayer,
+    QgsUnitTypes,
     QgsVectorFileWriter,
     QgsVectorLayer,
 )
-from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox, QgsRasterBandComboBox
+from qgis.gui import (
+    QgsDockWidget,
+    QgsFieldComboBox,
+    QgsFileWidget,
+    QgsMapLayerComboBox,
+    QgsRasterBandComboBox,
+)
 from qgis.PyQt.QtCore import Qt, QUrl, pyqtSignal
 from qgis.PyQt.QtGui import QDesktopServices
 from qgis.PyQt.QtWidgets import (
@@ -40,23 +48,35 @@ from qgis.PyQt.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSpinBox,
-    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from geo_dfm_qgis import settings
 from geo_dfm_qgis.capabilities import Capabilities
+from geo_dfm_qgis.checks import SceneShape, band_problems, chip_problems
 from geo_dfm_qgis.i18n import tr
 from geo_dfm_qgis.jobs import ChipChoice, JobSpec, ModelChoice, Problem, split_lines
 from geo_dfm_qgis.links import help_url
 from geo_dfm_qgis.run_folders import new_run_folder
-from geo_dfm_qgis.sources import bands_text, layer_problem, shown_bands
+from geo_dfm_qgis.sources import bands_text, folder_rasters, layer_problem, shown_bands
 from geo_dfm_qgis.task import GeoDfmTask, ModelDownloadTask, WorkerHolder
 
 PROJECT_SCOPE = "geo_dfm_qgis"
 EXTENT_WHOLE, EXTENT_CANVAS, EXTENT_SELECTED = range(3)
 PROBLEM_STYLE = "color: #b00020;"
+MULTI_SCENE_MODES = ("search", "annotate")
+QUERY_MODES = ("localize", "search", "annotate")
+LABEL_MODES = ("classify", "annotate")
+MODE_NAMES = {
+    "localize": "Localize",
+    "classify": "Classify",
+    "search": "Search",
+    "annotate": "Annotate (batch)",
+    "finetune": "Fine-tune",
+}
+ADAPTER_ROLE = Qt.ItemDataRole.UserRole + 1  # model choice items of fine-tuned adapters: {"model", "adapter"}
+DEFAULT_STEPS = 100
 
 
 class GeoDfmDock(QgsDockWidget):
@@ -95,13 +115,16 @@ class GeoDfmDock(QgsDockWidget):
             tr("The raster to analyse: a file GDAL reads (GeoTIFF, COG, VRT, JPEG2000…)")
         )
         self.layer_combo.layerChanged.connect(self._layer_changed)
-        form.addRow(tr("Raster layer"), self.layer_combo)
+        self.layer_label = QLabel(tr("Raster layer"), body)
+        form.addRow(self.layer_label, self.layer_combo)
         form.addRow("", self._problem_label("scene", body))
         self.mode_combo = QComboBox(body)
         self.mode_combo.setObjectName("mode")
         self.mode_combo.setToolTip(
             tr(
-                "Localize: a heatmap per text query. Classify: a zero-shot label per chip. Search: the chips that best match a text."
+                "Localize: a heatmap per text query. Classify: a zero-shot label per chip. Search: the chips "
+                "of several layers that best match a text. Annotate: classify and/or localize many scenes "
+                "(layers or a folder). Fine-tune: adapt the model to your labelled polygons."
             )
         )
         self.mode_combo.currentIndexChanged.connect(self._update_mode)
@@ -109,19 +132,21 @@ class GeoDfmDock(QgsDockWidget):
         self.method_combo = QComboBox(body)
         self.method_combo.setObjectName("method")
         form.addRow(tr("Method"), self.method_combo)
+        form.addRow("", self._problem_label("method", body))
         layout.addLayout(form)
 
-        self.texts = QStackedWidget(body)
+        layout.addWidget(self._scenes_box(body))
+        layout.addWidget(self._finetune_box(body))
         self.queries = QPlainTextEdit(body)
         self.queries.setObjectName("queries")
         self.queries.setPlaceholderText(tr("One query per line, e.g.\nairport runway\nharbour with boats"))
         self.queries.setToolTip(tr("What to look for, one text query per line"))
         self.queries.setMinimumHeight(60)
         self.queries.setMaximumHeight(160)
-        self.texts.addWidget(self.queries)
-        self.texts.addWidget(self._labels_page(body))
-        layout.addWidget(self.texts)
+        layout.addWidget(self.queries)
         layout.addWidget(self._problem_label("queries", body))
+        self.labels_page = self._labels_page(body)
+        layout.addWidget(self.labels_page)
         layout.addWidget(self._problem_label("labels", body))
         layout.addWidget(self._model_box(body))
         layout.addWidget(self._chips_box(body))
@@ -149,6 +174,11 @@ class GeoDfmDock(QgsDockWidget):
         self.progress_bar.setValue(0)
         self.progress_bar.setToolTip(tr("Progress of the current run"))
         layout.addWidget(self.progress_bar)
+        self.stage_label = QLabel(body)
+        self.stage_label.setObjectName("stage")
+        self.stage_label.setWordWrap(True)
+        self.stage_label.setToolTip(tr("What geo-dfm is doing now (loading the model, encoding chips…)"))
+        layout.addWidget(self.stage_label)
         self.log_view = QPlainTextEdit(body)
         self.log_view.setObjectName("log")
         self.log_view.setReadOnly(True)
@@ -172,6 +202,68 @@ class GeoDfmDock(QgsDockWidget):
         label.hide()
         self.field_problems[field] = label
         return label
+
+    def _scenes_box(self, parent: QWidget) -> QGroupBox:
+        """Search and annotate: several raster layers (checked) and, for annotate, a folder of rasters."""
+        box = QGroupBox(tr("Scenes"), parent)
+        box.setObjectName("scenes_box")
+        form = QFormLayout(box)
+        self.scenes_list = QListWidget(box)
+        self.scenes_list.setObjectName("scenes")
+        self.scenes_list.setToolTip(tr("Tick the raster layers to process together"))
+        self.scenes_list.setMinimumHeight(50)
+        self.scenes_list.setMaximumHeight(120)
+        self.scenes_list.itemChanged.connect(self._scenes_changed)
+        form.addRow(tr("Layers"), self.scenes_list)
+        self.scene_folder = QgsFileWidget(box)
+        self.scene_folder.setObjectName("scene_folder")
+        self.scene_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        self.scene_folder.setToolTip(
+            tr("Annotate: every raster file in this folder (GeoTIFF, VRT, JPEG2000…), with the ticked layers")
+        )
+        self.folder_label = QLabel(tr("Folder"), box)
+        form.addRow(self.folder_label, self.scene_folder)
+        form.addRow("", self._problem_label("scenes", box))
+        project = QgsProject.instance()
+        project.layersAdded.connect(self.refresh_scene_list)
+        project.layersRemoved.connect(self.refresh_scene_list)
+        self.scenes_box = box
+        return box
+
+    def _finetune_box(self, parent: QWidget) -> QGroupBox:
+        """Fine-tune: the labelled polygons, their label field and the training length."""
+        box = QGroupBox(tr("Training labels"), parent)
+        box.setObjectName("finetune_box")
+        form = QFormLayout(box)
+        self.label_layer = QgsMapLayerComboBox(box)
+        self.label_layer.setObjectName("label_layer")
+        self.label_layer.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
+        self.label_layer.setToolTip(
+            tr("Polygons whose attribute names the class under them (any CRS; geo-dfm reprojects them)")
+        )
+        form.addRow(tr("Labelled polygons"), self.label_layer)
+        form.addRow("", self._problem_label("label_layer", box))
+        self.label_field = QgsFieldComboBox(box)
+        self.label_field.setObjectName("label_field")
+        self.label_field.setFilters(QgsFieldProxyModel.Filter.String)
+        self.label_field.setAllowEmptyFieldName(True)
+        self.label_field.setToolTip(tr("The attribute holding each polygon's class name"))
+        self.label_layer.layerChanged.connect(self.label_field.setLayer)
+        self.label_field.setLayer(self.label_layer.currentLayer())
+        form.addRow(tr("Label field"), self.label_field)
+        form.addRow("", self._problem_label("label_field", box))
+        self.steps = QSpinBox(box)
+        self.steps.setObjectName("steps")
+        self.steps.setRange(1, 1000000)
+        self.steps.setValue(DEFAULT_STEPS)
+        self.steps.setToolTip(tr("Optimizer steps of the fine-tune (more: longer, closer fit)"))
+        form.addRow(tr("Training steps"), self.steps)
+        hint = QLabel(tr("The adapter it writes appears in the model choice."), box)
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color: palette(mid);")
+        form.addRow("", hint)
+        self.finetune_box = box
+        return box
 
     def _labels_page(self, parent: QWidget) -> QWidget:
         page = QWidget(parent)
@@ -210,7 +302,6 @@ class GeoDfmDock(QgsDockWidget):
             self.label_buttons.append(button)
         layout.addLayout(row)
         layout.addLayout(file_row)
-        layout.addLayout(row)
         self._custom_labels: list[str] = []
         return page
 
@@ -225,6 +316,7 @@ class GeoDfmDock(QgsDockWidget):
         )
         self.model_combo.currentTextChanged.connect(self._update_model_notice)
         form.addRow(tr("Model"), self.model_combo)
+        form.addRow("", self._problem_label("model", box))
         notice = QWidget(box)
         notice_row = QHBoxLayout(notice)
         notice_row.setContentsMargins(0, 0, 0, 0)
@@ -265,12 +357,14 @@ class GeoDfmDock(QgsDockWidget):
             tr("Chip size in pixels (224) or metres (100m); empty = the model's input size")
         )
         form.addRow(tr("Chip size"), self.chip_size)
+        form.addRow("", self._problem_label("chip_size", box))
         self.overlap = QLineEdit("0.25", box)
         self.overlap.setObjectName("overlap")
         self.overlap.setToolTip(
             tr("Overlap between chips: fraction (0.25), percent (25%), pixels (32px) or metres (10m)")
         )
         form.addRow(tr("Overlap"), self.overlap)
+        form.addRow("", self._problem_label("overlap", box))
         self.gsd = QDoubleSpinBox(box)
         self.gsd.setObjectName("gsd")
         self.gsd.setRange(0.0, 10000.0)
@@ -324,23 +418,12 @@ class GeoDfmDock(QgsDockWidget):
     def apply_capabilities(self, caps: Capabilities) -> None:
         """Fill the choices from what geo-dfm reports (keeps the current selections)."""
         self.capabilities = caps
-        _refill(self.mode_combo, [(tr(mode.capitalize()), mode) for mode in caps.modes])
+        _refill(self.mode_combo, [(tr(MODE_NAMES.get(mode, mode.capitalize())), mode) for mode in caps.modes])
         presets = [(tr("(custom labels)"), "")] + [
             (tr("preset: {name}").format(name=name), name) for name in caps.preset_names
         ]
         _refill(self.preset_combo, presets)
-        current_model = self.model_combo.currentText()
-        self.model_combo.blockSignals(True)
-        self.model_combo.clear()
-        for info in caps.models:
-            self.model_combo.addItem(info.name)
-            self.model_combo.setItemData(
-                self.model_combo.count() - 1,
-                info.description or info.architecture,
-                Qt.ItemDataRole.ToolTipRole,
-            )
-        self.model_combo.setEditText(current_model)
-        self.model_combo.blockSignals(False)
+        self.fill_models()
         for widget, job, path in (
             (self.chip_size, "localize", "chips.chip_size"),
             (self.overlap, "localize", "chips.overlap"),
@@ -360,20 +443,146 @@ class GeoDfmDock(QgsDockWidget):
             self.capabilitiesChanged.emit(caps)
 
     # --- state of the form --------------------------------------------------------------------
+    def fill_models(self) -> None:
+        """The registered models, then the adapters fine-tuned from the panel (keeps the typed text)."""
+        current_model = self.model_combo.currentText()
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        for info in self.capabilities.models:
+            self.model_combo.addItem(info.name)
+            self.model_combo.setItemData(
+                self.model_combo.count() - 1,
+                info.description or info.architecture,
+                Qt.ItemDataRole.ToolTipRole,
+            )
+        for entry in settings.adapters():
+            self.model_combo.addItem(entry["name"])
+            index = self.model_combo.count() - 1
+            self.model_combo.setItemData(index, dict(entry), ADAPTER_ROLE)
+            self.model_combo.setItemData(
+                index,
+                tr("{model} with the adapter fine-tuned in {path}").format(
+                    model=entry["model"], path=entry["adapter"]
+                ),
+                Qt.ItemDataRole.ToolTipRole,
+            )
+        self.model_combo.setEditText(current_model)
+        self.model_combo.blockSignals(False)
+
+    def model_entries(self) -> list[str]:
+        """The texts of the model choice, in order (registry models, then fine-tuned adapters)."""
+        return [self.model_combo.itemText(i) for i in range(self.model_combo.count())]
+
+    def add_adapter(self, name: str, model: str, adapter: str) -> None:
+        """Remember a fine-tuned adapter and offer it (selected) in the model choice."""
+        settings.add_adapter(name, model, adapter)
+        self.fill_models()
+        self.model_combo.setEditText(name)
+
+    def model_choice(self) -> ModelChoice:
+        """The model the form describes: a registry model or architecture, or a fine-tuned adapter entry
+        (its base model with the adapter folder)."""
+        text = self.model_combo.currentText().strip()
+        index = self.model_combo.findText(text)
+        entry = self.model_combo.itemData(index, ADAPTER_ROLE) if index >= 0 else None
+        if isinstance(entry, dict) and entry.get("adapter"):
+            return ModelChoice(
+                name=str(entry.get("model") or ""),
+                weights=self.weights.filePath(),
+                adapter=str(entry["adapter"]),
+            )
+        return ModelChoice(name=text, weights=self.weights.filePath(), adapter=self.adapter.filePath())
+
     def _update_mode(self) -> None:
-        mode = self.mode_combo.currentData()
-        self.texts.setCurrentIndex(1 if mode == "classify" else 0)
-        methods = self.capabilities.choices(mode or "", "method")
+        mode = self.mode_combo.currentData() or "localize"
+        several = mode in MULTI_SCENE_MODES
+        self.layer_combo.setVisible(not several)
+        self.layer_label.setVisible(not several)
+        self.scenes_box.setVisible(several)
+        self.scene_folder.setVisible(mode == "annotate")
+        self.folder_label.setVisible(mode == "annotate")
+        self.finetune_box.setVisible(mode == "finetune")
+        self.queries.setVisible(mode in QUERY_MODES)
+        self.labels_page.setVisible(mode in LABEL_MODES)
+        if several:
+            self.refresh_scene_list()
+        else:
+            self._bind_bands(self.layer_combo.currentLayer())
+        job = self.capabilities.form_job(mode)
+        methods = self.capabilities.choices(job, "method")
         _refill(self.method_combo, [(str(m), m) for m in methods])
         self.method_combo.setEnabled(bool(methods))
         self.method_combo.setToolTip(
-            self.capabilities.help(mode or "", "method") or tr("How chip scores become a map")
+            self.capabilities.help(job, "method") or tr("How chip scores become a map")
         )
         preset = self.preset_combo.currentData() or ""
         self._show_labels(preset)
         self.top_k.setEnabled(mode == "search")
         self.aoi_layer.setEnabled(self.extent_combo.currentIndex() == EXTENT_SELECTED)
         self._update_model_notice()
+
+    def refresh_scene_list(self, *_args) -> None:
+        """The project's raster layers in layer-tree order, ticked as before (new layers unticked)."""
+        if not hasattr(self, "scenes_list"):
+            return
+        ticked = set(self.checked_layer_ids())
+        self.scenes_list.blockSignals(True)
+        self.scenes_list.clear()
+        project = QgsProject.instance()
+        in_tree = [node.layer() for node in project.layerTreeRoot().findLayers()]
+        others = [layer for layer in project.mapLayers().values() if layer not in in_tree]
+        for layer in [*in_tree, *others]:  # as the Layers panel lists them, top first
+            if not isinstance(layer, QgsRasterLayer):
+                continue
+            item = QListWidgetItem(layer.name())
+            item.setData(Qt.ItemDataRole.UserRole, layer.id())
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if layer.id() in ticked else Qt.CheckState.Unchecked)
+            item.setToolTip(layer.source())
+            self.scenes_list.addItem(item)
+        self.scenes_list.blockSignals(False)
+        self._scenes_changed()
+
+    def checked_layer_ids(self) -> list[str]:
+        items = (self.scenes_list.item(i) for i in range(self.scenes_list.count()))
+        return [
+            item.data(Qt.ItemDataRole.UserRole)
+            for item in items
+            if item.checkState() == Qt.CheckState.Checked
+        ]
+
+    def set_checked_layers(self, layers) -> None:
+        """Tick exactly ``layers`` in the scene list (search, annotate)."""
+        ids = {layer.id() for layer in layers}
+        for i in range(self.scenes_list.count()):
+            item = self.scenes_list.item(i)
+            state = (
+                Qt.CheckState.Checked
+                if item.data(Qt.ItemDataRole.UserRole) in ids
+                else Qt.CheckState.Unchecked
+            )
+            item.setCheckState(state)
+
+    def checked_layers(self) -> list[QgsRasterLayer]:
+        project = QgsProject.instance()
+        return [
+            layer for layer in (project.mapLayer(i) for i in self.checked_layer_ids()) if layer is not None
+        ]
+
+    def _scenes_changed(self, *_args) -> None:
+        """The band choices follow the first ticked layer in the several-scene modes."""
+        if (self.mode_combo.currentData() or "") not in MULTI_SCENE_MODES:
+            return
+        layers = self.checked_layers()
+        self._bind_bands(layers[0] if layers else None)
+
+    def _bind_bands(self, layer) -> None:
+        """Band choices for ``layer`` (reset to not set when the layer changes)."""
+        layer = layer if isinstance(layer, QgsRasterLayer) else None
+        for combo in self.band_combos:
+            if combo.layer() is not layer:
+                combo.setLayer(layer)
+                combo.setBand(-1)  # not set: the bands the layer's style shows
 
     def _show_labels(self, preset: str) -> None:
         """A preset shows its classes (read-only); custom labels are editable."""
@@ -400,9 +609,8 @@ class GeoDfmDock(QgsDockWidget):
         )
 
     def _layer_changed(self, layer) -> None:
-        for combo in self.band_combos:
-            combo.setLayer(layer if isinstance(layer, QgsRasterLayer) else None)
-            combo.setBand(-1)  # not set: the bands the layer's style shows
+        if (self.mode_combo.currentData() or "") not in MULTI_SCENE_MODES:
+            self._bind_bands(layer)
 
     def selected_bands(self, layer) -> tuple[str, str]:
         """``(bands, problem)``: the bands chosen for R, G, B as geo-dfm's ``bands`` ("3,2,1", one band
@@ -481,50 +689,133 @@ class GeoDfmDock(QgsDockWidget):
 
     # --- running ------------------------------------------------------------------------------
     def job_spec(self) -> tuple[JobSpec, list[Problem]]:
-        """The job the widgets describe, and what stops it from running.
+        """The job the widgets describe, and what stops it from running — all found here, before
+        geo-dfm loads a model: unreadable layers, chip size and overlap against the scenes, bands the
+        scenes lack, extents that miss the scene, label polygons that miss it, missing fields.
 
         Selected features are written to a temporary GeoPackage for geo-dfm (which reprojects
         them); the map canvas extent becomes a bounding box in the layer's CRS.
         """
-        layer = self.layer_combo.currentLayer()
-        problems: list[Problem] = []
-        scene_problem = layer_problem(layer)
-        if scene_problem:
-            problems.append(Problem("scene", scene_problem))
-        scene = "" if scene_problem else layer.source()
         mode = self.mode_combo.currentData() or "localize"
+        problems: list[Problem] = []
+        layers, scenes = self._scenes(mode, problems)
         aoi = bands = ""
-        if scene:
-            aoi, extent_problem = self._aoi(layer)
+        first = layers[0] if layers else None
+        if first is not None:
+            aoi, extent_problem = self._aoi(first)
             if extent_problem:
                 problems.append(Problem("extent", extent_problem))
-            bands, bands_problem = self.selected_bands(layer)
+            bands, bands_problem = self.selected_bands(first)
             if bands_problem:
                 problems.append(Problem("bands", bands_problem))
+            else:
+                problems += band_problems(bands, [scene_shape(layer) for layer in layers])
+        model = self.model_choice()
+        method = self.method_combo.currentData() or ""
+        chip_size = self.chip_size.text().strip()
+        if mode == "finetune" and not chip_size:  # pairs default to 224 px: use the model's input size
+            info = self.capabilities.model(model.name)
+            chip_size = str(info.input_size) if info is not None and info.input_size else ""
+        problems += chip_problems(
+            chip_size,
+            self.overlap.text(),
+            [scene_shape(layer) for layer in layers],
+            default_chip=self._default_chip(model),
+            gsd=self.gsd.value() or None,
+            whole_scene_window=method == "selo",
+        )
+        label_layer = label_field = ""
+        if mode == "finetune":
+            label_layer, label_field = self._training_labels(first, problems)
         spec = JobSpec(
             mode=mode,
-            scenes=(scene,),
+            scenes=tuple(scenes),
             output=new_run_folder(settings.output_folder(), mode),
-            queries=split_lines(self.queries.toPlainText()),
-            labels=tuple(self.labels()),
-            preset=self.preset_combo.currentData() or "",
-            method=self.method_combo.currentData() or "",
+            queries=split_lines(self.queries.toPlainText()) if mode in QUERY_MODES else (),
+            labels=tuple(self.labels()) if mode in LABEL_MODES else (),
+            preset=(self.preset_combo.currentData() or "") if mode in LABEL_MODES else "",
+            method=method,
             top_k=self.top_k.value(),
-            model=ModelChoice(
-                name=self.model_combo.currentText().strip(),
-                weights=self.weights.filePath(),
-                adapter=self.adapter.filePath(),
-            ),
+            label_layer=label_layer,
+            label_field=label_field,
+            steps=self.steps.value() if mode == "finetune" else None,
+            model=model,
             chips=ChipChoice(
-                chip_size=self.chip_size.text(),
+                chip_size=chip_size,
                 overlap=self.overlap.text(),
                 gsd=self.gsd.value() or None,
                 bands=bands,
                 aoi=aoi,
             ),
         )
-        problems += [p for p in spec.problems() if not (p.field == "scene" and scene_problem)]
+        known = {p.field for p in problems}
+        problems += [p for p in spec.problems() if p.field not in known]  # the form's own words first
         return spec, problems
+
+    def _scenes(self, mode: str, problems: list[Problem]) -> tuple[list[QgsRasterLayer], list[str]]:
+        """The layers (for checks) and the scene sources of the run."""
+        if mode not in MULTI_SCENE_MODES:
+            layer = self.layer_combo.currentLayer()
+            problem = layer_problem(layer)
+            if problem:
+                problems.append(Problem("scene", problem))
+                return [], [""]
+            return [layer], [layer.source()]
+        layers = self.checked_layers()
+        for layer in layers:
+            problem = layer_problem(layer)
+            if problem:
+                problems.append(Problem("scenes", problem))
+        files: list[str] = []
+        folder = self.scene_folder.filePath() if mode == "annotate" else ""
+        if folder:
+            files = folder_rasters(folder)
+            if not files:
+                problems.append(Problem("scenes", tr("{folder} holds no raster files").format(folder=folder)))
+        if not layers and not files and not folder:
+            problems.append(
+                Problem(
+                    "scenes",
+                    tr("tick at least one raster layer")
+                    if mode == "search"
+                    else tr("tick raster layers or choose a folder of rasters"),
+                )
+            )
+        readable = [layer for layer in layers if not layer_problem(layer)]
+        return readable, [layer.source() for layer in readable] + files
+
+    def _default_chip(self, model: ModelChoice) -> int | None:
+        """The chip size geo-dfm uses when none is given: the model's input size (when the worker said)."""
+        info = self.capabilities.model(model.name or settings.default_model())
+        return info.input_size if info is not None else None
+
+    def _training_labels(self, scene: QgsRasterLayer | None, problems: list[Problem]) -> tuple[str, str]:
+        """``(labels file, label field)`` of the fine-tune; a layer without a file is written to a
+        temporary GeoPackage. Polygons that miss the scene are a problem of the label layer."""
+        layer = self.label_layer.currentLayer()
+        if not isinstance(layer, QgsVectorLayer) or not layer.isValid():
+            problems.append(Problem("label_layer", tr("choose a polygon layer with the labels")))
+            return "", ""
+        field = self.label_field.currentField()
+        if not field:
+            problems.append(Problem("label_field", tr("choose the field that holds the class names")))
+        elif len({v for v in layer.uniqueValues(layer.fields().indexOf(field)) if v not in (None, "")}) < 1:
+            problems.append(Problem("label_field", tr("{field} holds no class names").format(field=field)))
+        if scene is not None:
+            to_scene = QgsCoordinateTransform(layer.crs(), scene.crs(), QgsProject.instance())
+            if not to_scene.transformBoundingBox(layer.extent()).intersects(scene.extent()):
+                problems.append(
+                    Problem(
+                        "label_layer",
+                        tr("the polygons of {labels} do not overlap {scene}").format(
+                            labels=layer.name(), scene=scene.name()
+                        ),
+                    )
+                )
+        path = layer.source().split("|", 1)[0]
+        if layer.providerType() == "ogr" and os.path.isfile(path):
+            return layer.source(), field
+        return write_features(layer, only_selected=False), field
 
     def _aoi(self, layer: QgsRasterLayer) -> tuple[str, str]:
         """``(aoi, problem)`` for the extent choice."""
@@ -570,12 +861,12 @@ class GeoDfmDock(QgsDockWidget):
             self.log(tr("Cannot run: ") + "; ".join(tr(p.message) for p in problems))
             return
         self.save_state()
-        self.progress_bar.setValue(0)
+        self.set_busy(tr("starting geo-dfm…"))
         self.log(tr("Running {mode} → {output}").format(mode=spec.mode, output=spec.output))
         task = GeoDfmTask(spec, self.workers)
         task.eventReceived.connect(self.on_event)
         task.capabilitiesReceived.connect(self.on_capabilities)
-        task.progressChanged.connect(lambda value: self.progress_bar.setValue(int(value)))
+        task.progressChanged.connect(self.on_progress)
         task.ended.connect(self.on_task_ended)
         self.task = task
         self.run_button.setEnabled(False)
@@ -591,10 +882,32 @@ class GeoDfmDock(QgsDockWidget):
             self.log(tr("Cancelling the download…"))
             self.download_task.cancel()
 
+    def set_busy(self, stage: str) -> None:
+        """A stage without a known length (starting the worker, loading the model): busy bar + its name."""
+        self.progress_bar.setRange(0, 0)
+        self.stage_label.setText(stage)
+
+    def on_progress(self, value: float) -> None:
+        if self.progress_bar.maximum() == 0:
+            self.progress_bar.setRange(0, 100)
+        self.progress_bar.setValue(int(value))
+
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == "stage":
-            self.log(f"{event.get('stage')}…")
+            stage = str(event.get("stage") or "")
+            self.log(f"{stage}…")
+            if event.get("total"):
+                self.stage_label.setText(tr("{stage}…").format(stage=stage))
+                self.progress_bar.setRange(0, 100)
+            else:  # loading the model, planning: no fraction to show, but visibly busy
+                self.set_busy(tr("{stage}…").format(stage=stage))
+        elif kind == "progress" and event.get("total"):
+            self.stage_label.setText(
+                tr("{stage}: {done} of {total}").format(
+                    stage=event.get("stage", ""), done=event.get("done"), total=event.get("total")
+                )
+            )
         elif kind == "log":
             self.log(f"{event.get('level', '')}: {event.get('message', '')}")
         elif kind == "error":
@@ -610,11 +923,17 @@ class GeoDfmDock(QgsDockWidget):
         task, self.task = self.task, None
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        self.progress_bar.setRange(0, 100)
+        self.stage_label.clear()
         if task is None:
             return
         if success:
             self.progress_bar.setValue(100)
             self.log(tr("Added {count} layers.").format(count=len(task.added_layers)))
+            if task.adapter:
+                name = f"{task.base_model} + {os.path.basename(task.spec.output.rstrip('/'))}"
+                self.add_adapter(name, task.base_model, task.adapter)
+                self.log(tr("The adapter {name} is now in the model choice.").format(name=name))
         elif task.isCanceled():
             self.progress_bar.setValue(0)
             self.log(tr("Cancelled; nothing was added."))
@@ -686,11 +1005,19 @@ class GeoDfmDock(QgsDockWidget):
             "gsd": self.gsd.value(),
             "top_k": self.top_k.value(),
             "extent": self.extent_combo.currentIndex(),
+            "scene_folder": self.scene_folder.filePath(),
+            "steps": self.steps.value(),
+            "label_field": self.label_field.currentField(),
         }
         for key, value in values.items():
             settings.write(f"panel/{key}", value)
-        layer = self.layer_combo.currentLayer()
-        QgsProject.instance().writeEntry(PROJECT_SCOPE, "layer", layer.id() if layer else "")
+        project = QgsProject.instance()
+        for key, layer in (
+            ("layer", self.layer_combo.currentLayer()),
+            ("label_layer", self.label_layer.currentLayer()),
+        ):
+            project.writeEntry(PROJECT_SCOPE, key, layer.id() if layer else "")
+        project.writeEntry(PROJECT_SCOPE, "scenes", ",".join(self.checked_layer_ids()))
 
     def restore_state(self) -> None:
         read = settings.read
@@ -712,10 +1039,19 @@ class GeoDfmDock(QgsDockWidget):
         self.gsd.setValue(read("panel/gsd", 0.0, float))
         self.top_k.setValue(read("panel/top_k", 20, int))
         self.extent_combo.setCurrentIndex(read("panel/extent", 0, int))
-        layer_id, found = QgsProject.instance().readEntry(PROJECT_SCOPE, "layer", "")
-        layer = QgsProject.instance().mapLayer(layer_id) if found and layer_id else None
-        if layer is not None:
-            self.layer_combo.setLayer(layer)
+        self.scene_folder.setFilePath(read("panel/scene_folder", ""))
+        self.steps.setValue(read("panel/steps", DEFAULT_STEPS, int))
+        project = QgsProject.instance()
+        for key, combo in (("layer", self.layer_combo), ("label_layer", self.label_layer)):
+            layer_id, found = project.readEntry(PROJECT_SCOPE, key, "")
+            layer = project.mapLayer(layer_id) if found and layer_id else None
+            if layer is not None:
+                combo.setLayer(layer)
+        self.label_field.setField(read("panel/label_field", ""))
+        ids, found = project.readEntry(PROJECT_SCOPE, "scenes", "")
+        self.refresh_scene_list()
+        if found and ids:
+            self.set_checked_layers([project.mapLayer(i) for i in ids.split(",") if project.mapLayer(i)])
         self._layer_changed(self.layer_combo.currentLayer())
 
     def closeEvent(self, event) -> None:
@@ -734,12 +1070,26 @@ def _refill(combo: QComboBox, items: list[tuple[str, Any]]) -> None:
     combo.blockSignals(False)
 
 
+def scene_shape(layer: QgsRasterLayer) -> SceneShape:
+    """A raster layer's size, bands and metres per pixel (``None`` when its CRS is not in metres)."""
+    metres = QgsUnitTypes.encodeUnit(layer.crs().mapUnits()) == "meters"
+    mpp = layer.rasterUnitsPerPixelX() if metres and layer.width() else None
+    return SceneShape(layer.name(), layer.width(), layer.height(), layer.bandCount(), mpp)
+
+
 def write_selected_features(layer: QgsVectorLayer) -> str:
     """Write a layer's selected features to a temporary GeoPackage (geo-dfm reprojects it)."""
-    path = os.path.join(tempfile.mkdtemp(prefix="geo-dfm-aoi-"), "aoi.gpkg")
+    return write_features(layer, only_selected=True)
+
+
+def write_features(layer: QgsVectorLayer, only_selected: bool) -> str:
+    """Write a layer's (selected) features to a temporary GeoPackage; returns its path."""
+    path = os.path.join(
+        tempfile.mkdtemp(prefix="geo-dfm-aoi-" if only_selected else "geo-dfm-labels-"), "layer.gpkg"
+    )
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName = "GPKG"
-    options.onlySelectedFeatures = True
+    options.onlySelectedFeatures = only_selected
     write = getattr(QgsVectorFileWriter, "writeAsVectorFormatV3", None) or (
         QgsVectorFileWriter.writeAsVectorFormatV2
     )

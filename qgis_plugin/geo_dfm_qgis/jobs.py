@@ -13,13 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-JOB_MODES = ("localize", "classify", "search", "chips")
+JOB_MODES = ("localize", "classify", "search", "annotate", "finetune", "chips")
+#: Inside a fine-tune run folder: the training pairs and the adapter (the folder ``--adapter`` takes).
+PAIRS_FOLDER = "pairs"
+ADAPTER_FOLDER = "adapter"
 
 
 @dataclass(frozen=True)
 class Problem:
-    """Something that stops a job, tied to the input it is about (``scene``, ``queries``, ``labels``,
-    ``extent``, ``model``), so a form can show it next to that field."""
+    """Something that stops a job, tied to the input it is about (``scene``, ``scenes``, ``queries``,
+    ``labels``, ``extent``, ``model``, ``chip_size``, ``overlap``, ``bands``, ``label_layer``,
+    ``label_field``), so a form can show it next to that field."""
 
     field: str
     message: str
@@ -97,10 +101,12 @@ class ChipChoice:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One run: mode, scenes (one, or several for search), texts, model, chipping, output.
+    """One run: mode, scenes (one, or several for search and annotate), texts, model, chipping, output.
 
-    ``output`` is a folder (localize, classify, chips) or, for search, a folder that receives one
-    GeoPackage per query (``search_file`` names one file for a single query instead).
+    ``output`` is a folder (localize, classify, annotate, chips) or, for search, a folder that receives
+    one GeoPackage per query (``search_file`` names one file for a single query instead). A fine-tune
+    (``label_layer`` polygons with their ``label_field`` over the scene) writes the training pairs to
+    ``output/pairs`` and the adapter to ``output/adapter`` (:attr:`adapter_folder`).
     """
 
     mode: str
@@ -115,6 +121,9 @@ class JobSpec:
     min_confidence: float | None = None
     overwrite: bool = False
     search_file: bool = False
+    label_layer: str = ""
+    label_field: str = ""
+    steps: int | None = None
     model: ModelChoice = field(default_factory=ModelChoice)
     chips: ChipChoice = field(default_factory=ChipChoice)
 
@@ -126,19 +135,46 @@ class JobSpec:
     def scene(self) -> str:
         return self.scenes[0] if self.scenes else ""
 
+    @property
+    def pairs_folder(self) -> str:
+        return f"{self.output.rstrip('/')}/{PAIRS_FOLDER}"
+
+    @property
+    def adapter_folder(self) -> str:
+        return f"{self.output.rstrip('/')}/{ADAPTER_FOLDER}"
+
     def problems(self) -> list[Problem]:
         """What stops this job from running (empty when it can run)."""
         problems = []
+        several = self.mode in ("search", "annotate")
         if not self.scenes or not all(self.scenes):
-            problems.append(Problem("scene", "choose a raster layer stored in a file"))
+            problems.append(
+                Problem("scenes", "choose at least one raster layer or a folder of rasters")
+                if several
+                else Problem("scene", "choose a raster layer stored in a file")
+            )
         if self.mode in ("localize", "search") and not self.queries:
             problems.append(Problem("queries", "type at least one query (one per line)"))
+        classifies = self.mode == "classify" or (self.mode == "annotate" and (self.labels or self.preset))
+        if self.mode == "annotate" and not (self.queries or self.labels or self.preset):
+            problems.append(
+                Problem("queries", "type queries to localize, or give labels or a preset, or both")
+            )
         if self.mode == "classify" and not (self.labels or self.preset):
             problems.append(Problem("labels", "give at least two labels or choose a preset"))
-        if self.mode == "classify" and self.labels and not self.preset and len(self.labels) < 2:
+        if classifies and self.labels and not self.preset and len(self.labels) < 2:
             problems.append(Problem("labels", "zero-shot classification needs at least two labels"))
-        if self.mode == "classify" and any("," in label for label in self.labels):
+        if classifies and any("," in label for label in self.labels):
             problems.append(Problem("labels", "labels cannot contain commas"))
+        if self.mode == "finetune":
+            if not self.label_layer:
+                problems.append(Problem("label_layer", "choose a polygon layer with the labels"))
+            if not self.label_field:
+                problems.append(Problem("label_field", "choose the field that holds the class names"))
+            if self.model.adapter:
+                problems.append(
+                    Problem("model", "fine-tuning starts from a base model: choose one without an adapter")
+                )
         return problems
 
     def calls(self) -> list[JobCall]:
@@ -170,8 +206,15 @@ class JobSpec:
             if self.min_confidence is not None:
                 params["min_confidence"] = self.min_confidence
                 argv += ["--min-confidence", repr(float(self.min_confidence))]
+            if self.method:
+                params["method"] = self.method
+                argv += ["--method", self.method]
             title = self.preset or ", ".join(self.labels)
             return [JobCall(title, "classify", params, (*argv, *common_argv))]
+        if self.mode == "annotate":
+            return [self._annotate_call(common, [*overwrite_argv, *common_argv])]
+        if self.mode == "finetune":
+            return self._finetune_calls(overwrite_argv)
         if self.mode == "chips":
             chips = {"scene": self.scene, "output": self.output, **common}
             chips.pop("model")
@@ -190,6 +233,66 @@ class JobSpec:
             argv = ["search", *self.scenes, query, "-o", output, *overwrite_argv, "--top-k", str(self.top_k)]
             calls.append(JobCall(query, "search", params, (*argv, *common_argv)))
         return calls
+
+    def _annotate_call(self, common: dict[str, Any], common_argv: list[str]) -> JobCall:
+        params: dict[str, Any] = {"scenes": list(self.scenes), "output": self.output, **common}
+        argv = ["annotate", *self.scenes, "-o", self.output]
+        if self.queries:
+            params["queries"] = list(self.queries)
+            argv += [arg for query in self.queries for arg in ("--queries", query)]
+        if self.preset:
+            params["preset"] = self.preset
+            argv += ["--preset", self.preset]
+        elif self.labels:
+            params["labels"] = list(self.labels)
+            argv += ["--labels", ",".join(self.labels)]
+        if self.method and self.queries:
+            params["method"] = self.method
+            argv += ["--method", self.method]
+        if self.region_threshold is not None:
+            params["region_threshold"] = self.region_threshold
+            argv += ["--region-threshold", repr(float(self.region_threshold))]
+        if self.min_confidence is not None:
+            params["min_confidence"] = self.min_confidence
+            argv += ["--min-confidence", repr(float(self.min_confidence))]
+        title = ", ".join([*self.queries, *([self.preset] if self.preset else self.labels)])
+        return JobCall(title, "annotate", params, (*argv, *common_argv))
+
+    def _finetune_calls(self, overwrite_argv: list[str]) -> list[JobCall]:
+        """``pairs`` (chips of the scene captioned with their polygons' labels), then ``finetune``."""
+        labels, _, layer = self.label_layer.partition("|layername=")
+        pairs: dict[str, Any] = {
+            "scenes": [self.scene],
+            "labels": labels,
+            "label_field": self.label_field,
+            "output": self.pairs_folder,
+            "chips": self.chips.params(),
+        }
+        pairs_argv = ["pairs", self.scene, labels, "--label-field", self.label_field, "-o", self.pairs_folder]
+        if layer:
+            pairs["layer"] = layer.split("|", 1)[0]
+            pairs_argv += ["--layer", pairs["layer"]]
+        if self.overwrite:
+            pairs["overwrite"] = True
+        pairs_argv += [*overwrite_argv, *self.chips.argv()]
+        train: dict[str, Any] = {
+            "pairs": f"{self.pairs_folder}/pairs.csv",
+            "output": self.adapter_folder,
+            "model": self.model.params(),
+        }
+        train_argv = ["finetune", "--pairs", train["pairs"], "-o", self.adapter_folder, *overwrite_argv]
+        if self.overwrite:
+            train["overwrite"] = True
+        if self.method:
+            train["method"] = self.method
+            train_argv += ["--method", self.method]
+        if self.steps:
+            train["steps"] = int(self.steps)
+            train_argv += ["--steps", str(int(self.steps))]
+        return [
+            JobCall(self.label_field, "pairs", pairs, tuple(pairs_argv)),
+            JobCall(self.method or "finetune", "finetune", train, (*train_argv, *self.model.argv())),
+        ]
 
 
 def list_models_call() -> JobCall:

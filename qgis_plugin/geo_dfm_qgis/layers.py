@@ -326,17 +326,79 @@ def chips_group(title: str, summary: Mapping[str, Any]) -> ResultGroup:
     return ResultGroup(title, [ResultLayer(footprints, True)])
 
 
+def annotate_group(title: str, summary: Mapping[str, Any]) -> ResultGroup:
+    """A batch run: per query its hotspots (a filtered view of the run GeoPackage) above its heatmap
+    mosaic; label regions, chip labels (hidden) and the class mosaic; the scene footprints."""
+    outputs = summary.get("outputs", {})
+    gpkg = outputs.get("geopackage") or ""
+    mosaics = dict(outputs.get("mosaics") or {})
+    queries = list(summary.get("queries") or [])
+    labels = list(summary.get("labels") or [])
+    heatmaps = [path for name, path in mosaics.items() if name.startswith("heatmap_")]
+    items: list[ResultLayer | ResultGroup] = []
+    for i, query in enumerate(queries):
+        per_query: list[ResultLayer | ResultGroup] = []
+        hotspots = _vector(
+            vector_uri(gpkg, "hotspots", query_filter(query)), tr("hot regions: {query}").format(query=query)
+        )
+        if hotspots.isValid():
+            style_hot_regions(hotspots)
+        per_query.append(ResultLayer(hotspots, i == 0))
+        if i < len(heatmaps):
+            heatmap = QgsRasterLayer(heatmaps[i], tr("heatmap mosaic: {query}").format(query=query), "gdal")
+            if heatmap.isValid():
+                style_heatmap(heatmap)
+            per_query.append(ResultLayer(heatmap, i == 0))
+        items.append(ResultGroup(query, per_query))
+    if labels:
+        classes = QgsRasterLayer(mosaics.get("classes", ""), tr("class mosaic"), "gdal")
+        colours = class_colours(classes, labels) if classes.isValid() else {}
+        regions = _vector(vector_uri(gpkg, "regions"), tr("label regions"))
+        if regions.isValid():
+            style_label_regions(regions, colours)
+        chips = _vector(vector_uri(gpkg, "chips"), tr("chip labels"))
+        if chips.isValid():
+            style_chip_labels(chips, colours)
+        if classes.isValid():
+            style_class_raster(classes, labels)
+        class_items = [ResultLayer(regions, True), ResultLayer(chips, False), ResultLayer(classes, True)]
+        items.append(ResultGroup(tr("classes"), list(class_items)))
+    scenes = _vector(vector_uri(gpkg, "scenes"), tr("scenes"))
+    if scenes.isValid():
+        style_footprints(scenes)
+        label_with(scenes, '"scene" || \' \' || "status"')
+    items.append(ResultLayer(scenes, True))
+    return ResultGroup(title, items)
+
+
+def pairs_group(title: str, summary: Mapping[str, Any]) -> ResultGroup:
+    """Training pairs: the chip footprints coloured by their label."""
+    index = summary.get("outputs", {}).get("index") or ""
+    footprints = _vector(vector_uri(index, "pairs"), tr("training chips"))
+    if footprints.isValid() and footprints.fields().indexOf("label") >= 0:
+        style_categorized(footprints, "label", {}, alpha=LABEL_REGION_FILL_ALPHA)
+    return ResultGroup(title, [ResultLayer(footprints, True)])
+
+
+def no_layers(title: str, summary: Mapping[str, Any]) -> ResultGroup:
+    """Jobs whose outputs are not map layers (a fine-tuned adapter)."""
+    return ResultGroup(title, [])
+
+
 GROUP_BUILDERS = {
     "localize": localize_group,
     "classify": classify_group,
     "search": search_group,
+    "annotate": annotate_group,
+    "pairs": pairs_group,
+    "finetune": no_layers,
     "chips": chips_group,
 }
 
 
-def result_group(mode: str, title: str, summary: Mapping[str, Any]) -> ResultGroup:
-    """The styled layers of one job's summary."""
-    return GROUP_BUILDERS[mode](title, summary)
+def result_group(job: str, title: str, summary: Mapping[str, Any]) -> ResultGroup:
+    """The styled layers of one job's summary (``job``: the registry job that wrote it)."""
+    return GROUP_BUILDERS.get(job, no_layers)(title, summary)
 
 
 def add_result_group(

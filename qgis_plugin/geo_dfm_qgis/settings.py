@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ ENVIRONMENT_KEY = "environment"
 OUTPUT_FOLDER_KEY = "output_folder"
 DEFAULT_MODEL_KEY = "default_model"
 CAPABILITIES_KEY = "capabilities"
+ADAPTERS_KEY = "adapters"
 ENV_OVERRIDE = "GEO_DFM_EXECUTABLE"  # e.g. for qgis_process in CI
 
 
@@ -74,6 +76,26 @@ def capabilities() -> Capabilities:
 def store_capabilities(caps: Capabilities) -> None:
     """Remember a worker's capabilities for the next session (the Processing provider reads them)."""
     write(CAPABILITIES_KEY, caps.to_json())
+
+
+def adapters() -> list[dict[str, str]]:
+    """The adapters fine-tuned from the panel whose folders still exist: ``{"name", "model", "adapter"}``."""
+    try:
+        entries = json.loads(read(ADAPTERS_KEY, "") or "[]")
+    except ValueError:
+        return []
+    return [
+        {key: str(entry.get(key) or "") for key in ("name", "model", "adapter")}
+        for entry in entries
+        if isinstance(entry, dict) and entry.get("name") and os.path.isdir(str(entry.get("adapter") or ""))
+    ]
+
+
+def add_adapter(name: str, model: str, adapter: str) -> None:
+    """Remember a fine-tuned adapter for the model choice (a same-named entry is replaced)."""
+    entries = [entry for entry in adapters() if entry["name"] != name]
+    entries.append({"name": name, "model": model, "adapter": adapter})
+    write(ADAPTERS_KEY, json.dumps(entries))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ from qgis.core import (
 
 from geo_dfm_qgis.i18n import tr
 
+#: Files a scene folder contributes to a batch run (GDAL rasters, by file name).
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".png", ".jpg", ".jpeg")
+
 _GDAL_PREFIX = re.compile(r"^[A-Za-z0-9_]{2,}:")  # e.g. NETCDF:"file.nc":var, not a drive letter
 
 
@@ -66,3 +69,11 @@ def shown_bands(layer: QgsMapLayer | None) -> tuple[int, ...]:
 def bands_text(bands: tuple[int, ...]) -> str:
     """``(3, 2, 1)`` → ``"3,2,1"`` (geo-dfm's ``bands`` parameter)."""
     return ",".join(str(band) for band in bands)
+
+
+def folder_rasters(folder: str) -> list[str]:
+    """The raster files directly in ``folder`` (by suffix, case-insensitive), sorted by name."""
+    if not folder or not os.path.isdir(folder):
+        return []
+    names = sorted(name for name in os.listdir(folder) if name.lower().endswith(RASTER_SUFFIXES))
+    return [os.path.join(folder, name) for name in names if os.path.isfile(os.path.join(folder, name))]

@@ -141,11 +141,28 @@ class GeoDfmTask(WorkerTask):
             return tr("The model {name} is not downloaded yet.").format(name=self.missing_model)
         return ""
 
+    @property
+    def adapter(self) -> str:
+        """The adapter folder a successful fine-tune wrote ('' for other jobs)."""
+        for call, outcome in self.outcomes:
+            if call.job == "finetune" and outcome.ok:
+                outputs = (outcome.summary or {}).get("outputs") or {}
+                return str(outputs.get("adapter") or call.params.get("output") or "")
+        return ""
+
+    @property
+    def base_model(self) -> str:
+        """The model a fine-tune started from, as geo-dfm names it ('' when unknown)."""
+        for call, outcome in self.outcomes:
+            if call.job == "finetune" and outcome.ok:
+                return str(((outcome.summary or {}).get("model") or {}).get("name") or self.spec.model.name)
+        return ""
+
     def finished(self, result: bool) -> None:
         if self.succeeded(result):
             for call, outcome in self.outcomes:
-                title = f"geo-dfm {self.spec.mode}: {call.title}"
-                group = result_group(self.spec.mode, title, outcome.summary or {})
+                title = f"geo-dfm {call.job}: {call.title}"
+                group = result_group(call.job, title, outcome.summary or {})
                 self.added_layers += add_result_group(group)
         super().finished(result)
 

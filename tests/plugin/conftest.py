@@ -132,3 +132,26 @@ def wait_until(qgis_app):
             time.sleep(0.02)
 
     return wait
+
+
+@pytest.fixture
+def dock(qgis_app, qgis_iface, qgis_new_project, plugin_settings, workers):
+    from geo_dfm_qgis.dock import GeoDfmDock
+
+    panel = GeoDfmDock(qgis_iface, workers)
+    panel.resize(400, 860)
+    panel.show()  # offscreen: laid out and clickable like a docked panel
+    yield panel
+    for task in (panel.task, panel.download_task):
+        if task is not None:
+            task.cancel()
+    panel.deleteLater()
+
+
+@pytest.fixture
+def worker_capabilities(dock, workers):
+    """The panel fed with what the running geo-dfm worker reports (protocol 2: presets, models)."""
+    client = workers.client()
+    client.start()
+    dock.on_capabilities(client.capabilities)
+    return client.capabilities

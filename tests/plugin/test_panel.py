@@ -5,90 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from tests.plugin.panel_helpers import add_raster, argv_of, click, group_names, type_into, write_scene
 
 pytestmark = pytest.mark.qgis
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def dock(qgis_app, qgis_iface, qgis_new_project, plugin_settings, workers):
-    from geo_dfm_qgis.dock import GeoDfmDock
-
-    panel = GeoDfmDock(qgis_iface, workers)
-    panel.resize(400, 860)
-    panel.show()  # offscreen: laid out and clickable like a docked panel
-    yield panel
-    for task in (panel.task, panel.download_task):
-        if task is not None:
-            task.cancel()
-    panel.deleteLater()
-
-
-@pytest.fixture
-def worker_capabilities(dock, workers):
-    """The panel fed with what the running geo-dfm worker reports (protocol 2: presets, models)."""
-    client = workers.client()
-    client.start()
-    dock.on_capabilities(client.capabilities)
-    return client.capabilities
-
-
-def add_raster(path: Path, name: str = "scene"):
-    from qgis.core import QgsProject, QgsRasterLayer
-
-    layer = QgsRasterLayer(str(path), name, "gdal")
-    assert layer.isValid()
-    QgsProject.instance().addMapLayer(layer)
-    return layer
-
-
-def write_scene(path: Path, bands: int) -> Path:
-    import rasterio
-    from rasterio.transform import from_origin
-
-    data = np.random.default_rng(1).integers(0, 255, (bands, 32, 48), dtype=np.uint8)
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=48,
-        height=32,
-        count=bands,
-        dtype="uint8",
-        crs="EPSG:32633",
-        transform=from_origin(500000, 4650000, 30, 30),
-    ) as dst:
-        dst.write(data)
-    return path
-
-
-def type_into(widget, text: str) -> None:
-    from qgis.PyQt.QtTest import QTest
-
-    widget.setFocus()
-    QTest.keyClicks(widget, text)
-
-
-def click(button) -> None:
-    from qgis.PyQt.QtCore import Qt
-    from qgis.PyQt.QtTest import QTest
-
-    QTest.mouseClick(button, Qt.MouseButton.LeftButton)
-
-
-def group_names() -> list[str]:
-    from qgis.core import QgsProject
-
-    return [child.name() for child in QgsProject.instance().layerTreeRoot().children()]
-
-
-def argv_of(dock) -> list[str]:
-    spec, problems = dock.job_spec()
-    assert problems == [], problems
-    return list(spec.calls()[0].argv)
 
 
 def test_panel_widgets_are_driven_with_qtest_and_their_state_persists(
@@ -102,7 +25,7 @@ def test_panel_widgets_are_driven_with_qtest_and_their_state_persists(
     layer = add_raster(small_scene)
     dock.layer_combo.setLayer(layer)
     dock.mode_combo.setCurrentIndex(dock.mode_combo.findData("localize"))
-    assert dock.texts.currentWidget() is dock.queries
+    assert dock.queries.isVisibleTo(dock) and not dock.labels_page.isVisibleTo(dock)
     type_into(dock.queries, "airport runway")
     QTest.keyClick(dock.queries, Qt.Key.Key_Return)
     type_into(dock.queries, "water")
@@ -120,7 +43,7 @@ def test_panel_widgets_are_driven_with_qtest_and_their_state_persists(
 
     # classify: labels typed into the editable list, saved and loaded again
     dock.mode_combo.setCurrentIndex(dock.mode_combo.findData("classify"))
-    assert dock.texts.currentIndex() == 1
+    assert dock.labels_page.isVisibleTo(dock) and not dock.queries.isVisibleTo(dock)
     for label in ("water", "forest", "town"):
         type_into(dock.label_edit, label)
         QTest.keyClick(dock.label_edit, Qt.Key.Key_Return)
@@ -377,6 +300,7 @@ def test_localize_run_adds_styled_layers_with_the_scene_crs(
     dock, synthetic_scene, toy_model_path, wait_until, artifacts_dir
 ):
     import rasterio
+    from affine import Affine
     from qgis.core import QgsProject, QgsRasterLayer, QgsSingleBandPseudoColorRenderer, QgsVectorLayer
 
     scene = synthetic_scene("panel", width=192, height=192, seed=5)
@@ -395,8 +319,11 @@ def test_localize_run_adds_styled_layers_with_the_scene_crs(
     assert isinstance(regions, QgsVectorLayer) and isinstance(heatmap, QgsRasterLayer)
     with rasterio.open(heatmap.source()) as written:
         assert written.crs == scene.crs
-        assert written.transform.almost_equals(scene.transform)
-        assert (heatmap.width(), heatmap.height()) == (written.width, written.height) == (192, 192)
+        factor = written.transform.a / scene.transform.a  # chip-level maps are decimated by default
+        assert factor >= 1 and factor == int(factor)
+        assert written.transform.almost_equals(scene.transform * Affine.scale(factor))
+        assert (heatmap.width(), heatmap.height()) == (written.width, written.height)
+        assert written.width == -(-192 // int(factor))
     for layer in layers:
         assert layer.isValid()
         assert layer.crs().authid() == "EPSG:32633" == scene.crs.to_string()
