@@ -83,9 +83,10 @@ def plugin_settings(qgis_app, tmp_path):
     settings.remove("geo_dfm_qgis")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def workers():
-    """One geo-dfm worker per test module, as the plugin keeps one per QGIS session."""
+    """One geo-dfm worker for the whole plugin suite, as the plugin keeps one per QGIS session (its
+    start, about 10 s on two shared cores, is paid once)."""
     from geo_dfm_qgis.task import WorkerHolder
 
     holder = WorkerHolder()

@@ -227,7 +227,7 @@ def test_dense_localize_and_dense_classify_runs_add_their_layers_with_progress_d
     import rasterio
     from qgis.core import QgsPalettedRasterRenderer, QgsRasterLayer
 
-    scene = synthetic_scene("dense", width=96, height=96, seed=7)
+    scene = synthetic_scene("dense", width=64, height=64, seed=7)
     layer = add_raster(scene.path)
     dock.layer_combo.setLayer(layer)
     dock.model_combo.setEditText("toy")

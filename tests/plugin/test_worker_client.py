@@ -58,7 +58,7 @@ def test_the_ready_event_describes_jobs_presets_and_models(client):
     assert ready["cuda"] is torch.cuda.is_available() and ready["torch"] == torch.__version__
     caps = client.capabilities
     assert caps.protocol == ready["protocol"] >= 2
-    assert set(caps.modes) == {"localize", "classify", "search"}
+    assert set(caps.modes) == {"localize", "classify", "search", "annotate", "finetune"}
     assert "selo" in caps.choices("localize", "method")
     assert caps.help("localize", "chips.chip_size")
     assert "water" in caps.preset_labels("landcover")
