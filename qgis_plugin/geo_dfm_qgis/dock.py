@@ -8,7 +8,6 @@ fits small screens; every input has a tooltip; problems are shown next to the in
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 from qgis.core import (
@@ -19,7 +18,6 @@ from qgis.core import (
     QgsProject,
     QgsRasterLayer,
     QgsUnitTypes,
-    QgsVectorFileWriter,
     QgsVectorLayer,
 )
 from qgis.gui import (
@@ -59,7 +57,14 @@ from geo_dfm_qgis.i18n import tr
 from geo_dfm_qgis.jobs import ChipChoice, JobSpec, ModelChoice, Problem, split_lines
 from geo_dfm_qgis.links import help_url
 from geo_dfm_qgis.run_folders import new_run_folder
-from geo_dfm_qgis.sources import bands_text, folder_rasters, layer_problem, shown_bands
+from geo_dfm_qgis.sources import (
+    bands_text,
+    folder_rasters,
+    layer_problem,
+    shown_bands,
+    vector_file,
+    write_selected_features,
+)
 from geo_dfm_qgis.task import GeoDfmTask, ModelDownloadTask, WorkerHolder
 
 PROJECT_SCOPE = "geo_dfm_qgis"
@@ -812,10 +817,7 @@ class GeoDfmDock(QgsDockWidget):
                         ),
                     )
                 )
-        path = layer.source().split("|", 1)[0]
-        if layer.providerType() == "ogr" and os.path.isfile(path):
-            return layer.source(), field
-        return write_features(layer, only_selected=False), field
+        return vector_file(layer), field
 
     def _aoi(self, layer: QgsRasterLayer) -> tuple[str, str]:
         """``(aoi, problem)`` for the extent choice."""
@@ -1075,26 +1077,3 @@ def scene_shape(layer: QgsRasterLayer) -> SceneShape:
     metres = QgsUnitTypes.encodeUnit(layer.crs().mapUnits()) == "meters"
     mpp = layer.rasterUnitsPerPixelX() if metres and layer.width() else None
     return SceneShape(layer.name(), layer.width(), layer.height(), layer.bandCount(), mpp)
-
-
-def write_selected_features(layer: QgsVectorLayer) -> str:
-    """Write a layer's selected features to a temporary GeoPackage (geo-dfm reprojects it)."""
-    return write_features(layer, only_selected=True)
-
-
-def write_features(layer: QgsVectorLayer, only_selected: bool) -> str:
-    """Write a layer's (selected) features to a temporary GeoPackage; returns its path."""
-    path = os.path.join(
-        tempfile.mkdtemp(prefix="geo-dfm-aoi-" if only_selected else "geo-dfm-labels-"), "layer.gpkg"
-    )
-    options = QgsVectorFileWriter.SaveVectorOptions()
-    options.driverName = "GPKG"
-    options.onlySelectedFeatures = only_selected
-    write = getattr(QgsVectorFileWriter, "writeAsVectorFormatV3", None) or (
-        QgsVectorFileWriter.writeAsVectorFormatV2
-    )
-    result = write(layer, path, QgsProject.instance().transformContext(), options)
-    error = result[0] if isinstance(result, tuple) else result
-    if error != QgsVectorFileWriter.WriterError.NoError:
-        raise OSError(f"cannot write the selected features of {layer.name()} to {path}: {result}")
-    return path

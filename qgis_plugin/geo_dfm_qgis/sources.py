@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 
 from qgis.core import (
     QgsMapLayer,
     QgsMultiBandColorRenderer,
     QgsPalettedRasterRenderer,
+    QgsProject,
     QgsRasterLayer,
     QgsSingleBandGrayRenderer,
     QgsSingleBandPseudoColorRenderer,
+    QgsVectorFileWriter,
+    QgsVectorLayer,
 )
 
 from geo_dfm_qgis.i18n import tr
@@ -77,3 +81,35 @@ def folder_rasters(folder: str) -> list[str]:
         return []
     names = sorted(name for name in os.listdir(folder) if name.lower().endswith(RASTER_SUFFIXES))
     return [os.path.join(folder, name) for name in names if os.path.isfile(os.path.join(folder, name))]
+
+
+def vector_file(layer: QgsVectorLayer) -> str:
+    """An OGR source geo-dfm can open for ``layer``: its own file (``path|layername=…``), else its
+    features written to a temporary GeoPackage (memory and database layers)."""
+    path = layer.source().split("|", 1)[0]
+    if layer.providerType() == "ogr" and os.path.isfile(path):
+        return layer.source()
+    return write_features(layer, only_selected=False)
+
+
+def write_selected_features(layer: QgsVectorLayer) -> str:
+    """Write a layer's selected features to a temporary GeoPackage (geo-dfm reprojects it)."""
+    return write_features(layer, only_selected=True)
+
+
+def write_features(layer: QgsVectorLayer, only_selected: bool) -> str:
+    """Write a layer's (selected) features to a temporary GeoPackage; returns its path."""
+    path = os.path.join(
+        tempfile.mkdtemp(prefix="geo-dfm-aoi-" if only_selected else "geo-dfm-labels-"), "layer.gpkg"
+    )
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    options.onlySelectedFeatures = only_selected
+    write = getattr(QgsVectorFileWriter, "writeAsVectorFormatV3", None) or (
+        QgsVectorFileWriter.writeAsVectorFormatV2
+    )
+    result = write(layer, path, QgsProject.instance().transformContext(), options)
+    error = result[0] if isinstance(result, tuple) else result
+    if error != QgsVectorFileWriter.WriterError.NoError:
+        raise OSError(f"cannot write the selected features of {layer.name()} to {path}: {result}")
+    return path

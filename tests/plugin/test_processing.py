@@ -43,7 +43,14 @@ def visible(layer) -> bool:
 
 def test_every_algorithm_has_a_group_help_for_each_parameter_and_a_help_link(provider):
     algorithms = provider.algorithms()
-    assert {a.name() for a in algorithms} == {"localize", "classify", "search", "chips"}
+    assert {a.name() for a in algorithms} == {
+        "localize",
+        "classify",
+        "search",
+        "annotate",
+        "finetune",
+        "chips",
+    }
     for algorithm in algorithms:
         assert algorithm.group() and algorithm.groupId(), algorithm.name()
         assert algorithm.helpUrl().startswith("https://github.com/geo-dfm/geo-dfm/blob/main/docs/qgis.md#")
@@ -51,7 +58,8 @@ def test_every_algorithm_has_a_group_help_for_each_parameter_and_a_help_link(pro
         missing = [p.name() for p in algorithm.parameterDefinitions() if not p.help()]
         assert missing == [], (algorithm.name(), missing)
     groups = {a.name(): a.group() for a in algorithms}
-    assert groups["localize"] == groups["classify"] != groups["search"] != groups["chips"]
+    assert groups["localize"] == groups["classify"]
+    assert len({groups[name] for name in ("localize", "search", "annotate", "finetune", "chips")}) == 5
 
 
 def test_presets_methods_and_models_are_given_by_name(provider, small_scene):
@@ -259,3 +267,89 @@ def test_search_loads_ranked_footprints(provider, synthetic_scene, toy_model_pat
     assert Path(result["INDEX"]).is_dir() and any(Path(result["INDEX"]).iterdir())  # reused by later searches
     ((loaded,),) = project_groups().values()
     assert loaded.name() == "search: water" and loaded.featureCount() == len(ranks) and loaded.labelsEnabled()
+
+
+def test_finetune_runs_pairs_then_finetune_into_one_folder(provider, synthetic_scene, tmp_path):
+    """The two geo-dfm commands it runs (what `geo-dfm pairs` / `geo-dfm finetune` take), built before
+    anything runs; an output folder holding other files is refused."""
+    from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProject, QgsVectorLayer
+
+    scene = synthetic_scene("train", width=96, height=96, seed=3)
+    labels = QgsVectorLayer(f"{scene.truth_path}|layername=truth", "truth", "ogr")
+    QgsProject.instance().addMapLayer(labels)
+    algorithm = provider.algorithm("finetune")
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    out = tmp_path / "tuned"
+    parameters = {
+        "INPUT": str(scene.path),
+        "LABELS": labels.id(),
+        "LABEL_FIELD": "class_name",
+        "STEPS": 3,
+        "MODEL": "toy",
+        "CHIP_SIZE": "32",
+        "OUTPUT": str(out),
+    }
+    ok, message = algorithm.checkParameterValues(parameters, context)
+    assert ok, message
+    pairs, train = algorithm.job_spec(parameters, context).calls()
+    assert pairs.argv[:9] == (
+        "pairs",
+        str(scene.path),
+        str(scene.truth_path),
+        "--label-field",
+        "class_name",
+        "-o",
+        f"{out}/pairs",
+        "--layer",
+        "truth",
+    )
+    assert pairs.argv[pairs.argv.index("--chip-size") + 1] == "32"
+    assert train.argv[:5] == ("finetune", "--pairs", f"{out}/pairs/pairs.csv", "-o", f"{out}/adapter")
+    assert train.argv[train.argv.index("--steps") + 1] == "3" and "--model" in train.argv
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(QgsProcessingException, match="not empty"):
+        algorithm.job_spec(parameters, context)
+
+
+@pytest.mark.slow
+def test_annotate_over_a_folder_and_a_layer_loads_the_batch_layers(
+    provider, synthetic_scene, toy_model_path, tmp_path
+):
+    import shutil
+
+    import processing
+    from qgis.core import QgsRasterLayer, QgsSingleBandPseudoColorRenderer, QgsVectorLayer
+
+    folder = tmp_path / "tiles"
+    folder.mkdir()
+    scene = synthetic_scene("a", width=64, height=64, seed=31)
+    shutil.move(scene.path, folder / "a.tif")
+    other = synthetic_scene("b", width=64, height=64, seed=32)
+    result = processing.runAndLoadResults(
+        "geodfm:annotate",
+        {
+            "INPUTS": [str(other.path)],
+            "FOLDER": str(folder),
+            "QUERIES": "water",
+            "LABELS": "water, forest",
+            "MODEL": "toy",
+            "CHIP_SIZE": "32",
+            "OUTPUT": str(tmp_path / "batch"),
+        },
+    )
+    summary = json.loads(Path(result["SUMMARY"]).read_text())
+    assert summary["scenes"]["done"] == 2 and summary["scenes"]["failed"] == 0
+    scenes = QgsVectorLayer(result["SCENES"], "scenes", "ogr")
+    assert scenes.isValid() and scenes.featureCount() == 2
+    assert QgsVectorLayer(result["HOTSPOTS"], "h", "ogr").isValid()
+    (layers,) = project_groups().values()  # one group per run, styled as the panel styles them
+    names = {layer.name(): layer for layer in layers}
+    assert {"hot regions: water", "heatmap mosaic: water", "label regions", "class mosaic", "scenes"} <= set(
+        names
+    )
+    heatmap = names["heatmap mosaic: water"]
+    assert isinstance(heatmap, QgsRasterLayer) and heatmap.source() in result["MOSAICS"]
+    assert isinstance(heatmap.renderer(), QgsSingleBandPseudoColorRenderer)
+    assert all(layer.crs().authid() == "EPSG:32633" for layer in layers)

@@ -25,6 +25,7 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
+    QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterFolderDestination,
@@ -32,6 +33,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsProcessingParameterVectorLayer,
     QgsRasterLayer,
 )
 
@@ -41,13 +43,15 @@ from geo_dfm_qgis.jobs import ChipChoice, JobSpec, ModelChoice, split_labels, sp
 from geo_dfm_qgis.layers import result_group
 from geo_dfm_qgis.links import help_url
 from geo_dfm_qgis.processing_provider.loading import load_on_completion
-from geo_dfm_qgis.sources import bands_text, layer_problem, shown_bands
+from geo_dfm_qgis.sources import bands_text, folder_rasters, layer_problem, shown_bands, vector_file
 from geo_dfm_qgis.worker_client import WorkerError, run_once
 
 GROUPS = {
     "maps": "Maps from text",
     "retrieval": "Retrieval",
     "preparation": "Data preparation",
+    "batch": "Batch processing",
+    "training": "Training",
 }
 
 
@@ -199,24 +203,32 @@ class GeoDfmAlgorithm(QgsProcessingAlgorithm):
             device=self.parameterAsString(parameters, "DEVICE", context).strip() or "auto",
         )
 
-    def chip_choice(self, parameters: dict[str, Any], context, layer: QgsRasterLayer) -> ChipChoice:
+    def chip_choice(
+        self, parameters: dict[str, Any], context, layer: QgsRasterLayer | None, chip_size: str = ""
+    ) -> ChipChoice:
+        """Chip parameters; the extent in ``layer``'s CRS (no layer: in its own CRS, spelled ``@EPSG:…``)."""
         aoi = ""
         if parameters.get("EXTENT") not in (None, ""):
-            extent = self.parameterAsExtent(parameters, "EXTENT", context, layer.crs())
+            crs = (
+                layer.crs() if layer is not None else self.parameterAsExtentCrs(parameters, "EXTENT", context)
+            )
+            extent = self.parameterAsExtent(parameters, "EXTENT", context, crs)
             if not extent.isNull() and not extent.isEmpty():
                 aoi = ",".join(
                     repr(v)
                     for v in (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
                 )
+                if layer is None and crs.authid():
+                    aoi += f"@{crs.authid()}"
         return ChipChoice(
-            chip_size=self.parameterAsString(parameters, "CHIP_SIZE", context),
+            chip_size=chip_size or self.parameterAsString(parameters, "CHIP_SIZE", context),
             overlap=self.parameterAsString(parameters, "OVERLAP", context),
             gsd=self.parameterAsDouble(parameters, "GSD", context) or None,
             bands=self.bands(parameters, context, layer),
             aoi=aoi,
         )
 
-    def bands(self, parameters: dict[str, Any], context, layer: QgsRasterLayer) -> str:
+    def bands(self, parameters: dict[str, Any], context, layer: QgsRasterLayer | None) -> str:
         definition = self.parameterDefinition("BANDS")
         if isinstance(definition, QgsProcessingParameterBand):
             chosen = tuple(self.parameterAsInts(parameters, "BANDS", context))
@@ -229,7 +241,7 @@ class GeoDfmAlgorithm(QgsProcessingAlgorithm):
         if chosen and len(chosen) not in (1, 3):
             raise QgsProcessingException(tr("Bands: choose one band (grey) or three (red, green, blue)"))
         project = context.project()
-        if not chosen and project is not None and project.mapLayer(layer.id()) is layer:
+        if not chosen and layer is not None and project is not None and project.mapLayer(layer.id()) is layer:
             chosen = shown_bands(layer)  # a project layer: what its style shows
         return bands_text(chosen)
 
@@ -298,9 +310,47 @@ class GeoDfmAlgorithm(QgsProcessingAlgorithm):
             summaries.append(outcome.summary or {})
         return summaries
 
-    def load_results(self, context, title: str, summary: dict[str, Any]) -> None:
+    def load_results(self, context, title: str, summary: dict[str, Any], job: str = "") -> None:
         """Styled result layers for Processing to load after the run (where it loads results)."""
-        load_on_completion(context, result_group(self.job, title, summary))
+        load_on_completion(context, result_group(job or self.job, title, summary))
+
+    def method(self, parameters: dict[str, Any], context) -> str:
+        return (
+            self.parameterAsEnumString(parameters, "METHOD", context)
+            if self.parameterDefinition("METHOD")
+            else ""
+        )
+
+    def add_method(self, job: str, fallback_help: str) -> None:
+        """METHOD with the choices the registry gives ``job`` (none: no parameter)."""
+        methods = self.capabilities.choices(job, "method")
+        if methods:
+            self.choice(
+                "METHOD",
+                tr("Method"),
+                methods,
+                str(methods[0]),
+                self.capabilities.help(job, "method") or fallback_help,
+            )
+
+    def add_labels_and_preset(self) -> None:
+        self.add(
+            QgsProcessingParameterString(
+                "LABELS", tr("Labels (comma-separated or one per line)"), multiLine=True, optional=True
+            ),
+            tr("Your classes, e.g. water, forest, town (at least two), or leave empty and choose a preset."),
+        )
+        preset_help = "; ".join(
+            f"{name}: {', '.join(labels[:6])}{'…' if len(labels) > 6 else ''}" if labels else name
+            for name, labels in self.capabilities.presets.items()
+        )
+        self.choice(
+            "PRESET",
+            tr("Label preset"),
+            self.capabilities.preset_names,
+            None,
+            tr("A ready-made class list: {p}").format(p=preset_help),
+        )
 
 
 class LocalizeAlgorithm(GeoDfmAlgorithm):
@@ -324,16 +374,9 @@ class LocalizeAlgorithm(GeoDfmAlgorithm):
             QgsProcessingParameterString("QUERIES", tr("Queries (one per line)"), multiLine=True),
             tr("What to look for, e.g. 'airport runway'; one heatmap per line."),
         )
-        methods = self.capabilities.choices("localize", "method")
-        if methods:
-            self.choice(
-                "METHOD",
-                tr("Method"),
-                methods,
-                str(methods[0]),
-                self.capabilities.help("localize", "method")
-                or tr("blend: georeferenced chips blended with weights; selo: the reference SeLo map."),
-            )
+        self.add_method(
+            "localize", tr("blend: georeferenced chips blended with weights; selo: the reference SeLo map.")
+        )
         self.add(
             QgsProcessingParameterNumber(
                 "REGION_THRESHOLD",
@@ -371,9 +414,7 @@ class LocalizeAlgorithm(GeoDfmAlgorithm):
             scenes=(layer.source(),),
             output=output,
             queries=queries,
-            method=self.parameterAsEnumString(parameters, "METHOD", context)
-            if self.parameterDefinition("METHOD")
-            else "",
+            method=self.method(parameters, context),
             region_threshold=self.parameterAsDouble(parameters, "REGION_THRESHOLD", context),
             overwrite=self.may_replace(output),
             model=self.model_choice(parameters, context),
@@ -407,27 +448,11 @@ class ClassifyAlgorithm(GeoDfmAlgorithm):
         )
 
     def initAlgorithm(self, config=None) -> None:
-        caps = self.capabilities
         self.add(
             QgsProcessingParameterRasterLayer("INPUT", tr("Scene")), tr("The raster to classify (a file).")
         )
-        self.add(
-            QgsProcessingParameterString(
-                "LABELS", tr("Labels (comma-separated or one per line)"), multiLine=True, optional=True
-            ),
-            tr("Your classes, e.g. water, forest, town (at least two), or leave empty and choose a preset."),
-        )
-        preset_help = "; ".join(
-            f"{name}: {', '.join(labels[:6])}{'…' if len(labels) > 6 else ''}" if labels else name
-            for name, labels in caps.presets.items()
-        )
-        self.choice(
-            "PRESET",
-            tr("Label preset"),
-            caps.preset_names,
-            None,
-            tr("A ready-made class list: {p}").format(p=preset_help),
-        )
+        self.add_labels_and_preset()
+        self.add_method("classify", tr("blend: chip probabilities; dense: patch-level segmentation."))
         self.add(
             QgsProcessingParameterNumber(
                 "MIN_CONFIDENCE",
@@ -472,6 +497,7 @@ class ClassifyAlgorithm(GeoDfmAlgorithm):
             output=output,
             labels=() if preset else labels,
             preset=preset,
+            method=self.method(parameters, context),
             min_confidence=self.parameterAsDouble(parameters, "MIN_CONFIDENCE", context),
             overwrite=self.may_replace(output),
             model=self.model_choice(parameters, context),
@@ -602,3 +628,214 @@ class ChipSceneAlgorithm(GeoDfmAlgorithm):
         outputs = summary.get("outputs", {})
         self.load_results(context, tr("geo-dfm chips: {name}").format(name=layer.name()), summary)
         return {"OUTPUT": output, "CHIPS": outputs.get("chips", output), "INDEX": outputs.get("index")}
+
+
+class AnnotateAlgorithm(GeoDfmAlgorithm):
+    job = "annotate"
+    group_key = "batch"
+
+    def displayName(self) -> str:
+        return tr("Annotate many scenes (batch)")
+
+    def shortHelpString(self) -> str:
+        return tr(
+            "Classifies (labels or a preset) and/or localizes (queries) every scene — raster layers and the "
+            "rasters of a folder — in one resumable run. Writes annotations.gpkg (chips, regions, hotspots, "
+            "scenes) and one mosaic per output kind; they load styled as the single-scene results."
+        )
+
+    def initAlgorithm(self, config=None) -> None:
+        self.add(
+            QgsProcessingParameterMultipleLayers(
+                "INPUTS", tr("Scenes"), QgsProcessing.SourceType.TypeRaster, optional=True
+            ),
+            tr("Raster layers to annotate (files)."),
+        )
+        self.add(
+            QgsProcessingParameterFile(
+                "FOLDER", tr("Folder of scenes"), QgsProcessingParameterFile.Behavior.Folder, optional=True
+            ),
+            tr("Every raster file in this folder (GeoTIFF, VRT, JPEG2000…) is annotated too."),
+        )
+        self.add(
+            QgsProcessingParameterString(
+                "QUERIES", tr("Queries (one per line)"), multiLine=True, optional=True
+            ),
+            tr("Texts to localize in every scene; one heatmap mosaic each."),
+        )
+        self.add_labels_and_preset()
+        self.add_method("annotate", tr("localize: blend or selo."))
+        self.add_model_parameters()
+        self.add_chip_parameters(multiple_inputs=True)
+        self.add(
+            QgsProcessingParameterFolderDestination("OUTPUT", tr("Output folder")),
+            tr("The run folder (an earlier run there is resumed only from the command line)."),
+        )
+        self.addOutput(QgsProcessingOutputFile("GEOPACKAGE", tr("Run GeoPackage")))
+        for name, title in (("HOTSPOTS", "Hot regions"), ("REGIONS", "Label regions"), ("SCENES", "Scenes")):
+            self.addOutput(
+                QgsProcessingOutputVectorLayer(name, tr(title), QgsProcessing.SourceType.TypeVectorPolygon)
+            )
+        self.addOutput(QgsProcessingOutputMultipleLayers("MOSAICS", tr("Mosaics")))
+        self.addOutput(QgsProcessingOutputFile("SUMMARY", tr("Summary (JSON)")))
+
+    def job_spec(self, parameters, context) -> JobSpec:
+        layers = [
+            self.check_file_layer(layer) for layer in self.parameterAsLayerList(parameters, "INPUTS", context)
+        ]
+        folder = self.parameterAsFile(parameters, "FOLDER", context)
+        files = folder_rasters(folder)
+        if folder and not files:
+            raise QgsProcessingException(tr("Folder: {folder} holds no raster files").format(folder=folder))
+        if not layers and not files:
+            raise QgsProcessingException(tr("Scenes: choose raster layers or a folder of rasters"))
+        queries = split_lines(self.parameterAsString(parameters, "QUERIES", context))
+        labels = split_labels(self.parameterAsString(parameters, "LABELS", context))
+        preset = self.parameterAsEnumString(parameters, "PRESET", context)
+        if not (queries or labels or preset):
+            raise QgsProcessingException(tr("Give queries to localize, or labels or a preset, or both"))
+        if labels and not preset and len(labels) < 2:
+            raise QgsProcessingException(tr("Labels: give at least two labels or choose a preset"))
+        output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
+        return JobSpec(
+            mode="annotate",
+            scenes=(*(layer.source() for layer in layers), *files),
+            output=output,
+            queries=queries,
+            labels=() if preset else labels,
+            preset=preset,
+            method=self.method(parameters, context),
+            overwrite=self.may_replace(output),
+            model=self.model_choice(parameters, context),
+            chips=self.chip_choice(parameters, context, layers[0] if layers else None),
+        )
+
+    def processAlgorithm(self, parameters, context, feedback):
+        spec = self.job_spec(parameters, context)
+        (summary,) = self.run_geo_dfm(spec, feedback)
+        outputs = summary.get("outputs", {})
+        gpkg = outputs.get("geopackage")
+        self.load_results(context, tr("geo-dfm annotate: {t}").format(t=spec.calls()[0].title), summary)
+        return {
+            "OUTPUT": spec.output,
+            "GEOPACKAGE": gpkg,
+            "HOTSPOTS": f"{gpkg}|layername=hotspots" if gpkg and spec.queries else None,
+            "REGIONS": f"{gpkg}|layername=regions" if gpkg and (spec.labels or spec.preset) else None,
+            "SCENES": f"{gpkg}|layername=scenes" if gpkg else None,
+            "MOSAICS": list((outputs.get("mosaics") or {}).values()),
+            "SUMMARY": outputs.get("summary"),
+        }
+
+
+class FinetuneAlgorithm(GeoDfmAlgorithm):
+    job = "finetune"
+    group_key = "training"
+
+    def displayName(self) -> str:
+        return tr("Fine-tune from labelled polygons")
+
+    def shortHelpString(self) -> str:
+        return tr(
+            "Adapts the model to your classes: chips of the scene are captioned with the label of the "
+            "polygon under them (geo-dfm pairs), then the model is fine-tuned on them (geo-dfm finetune). "
+            "The adapter folder it writes is used with ADAPTER (and the panel's model choice); the "
+            "training chips load coloured by label."
+        )
+
+    def initAlgorithm(self, config=None) -> None:
+        self.add(
+            QgsProcessingParameterRasterLayer("INPUT", tr("Scene")),
+            tr("The raster the polygons label (a file)."),
+        )
+        self.add(
+            QgsProcessingParameterVectorLayer(
+                "LABELS", tr("Labelled polygons"), [QgsProcessing.SourceType.TypeVectorPolygon]
+            ),
+            tr("Polygons whose attribute names the class under them (any CRS)."),
+        )
+        self.add(
+            QgsProcessingParameterField(
+                "LABEL_FIELD",
+                tr("Label field"),
+                parentLayerParameterName="LABELS",
+                type=QgsProcessingParameterField.DataType.String,
+            ),
+            tr("The attribute holding each polygon's class name."),
+        )
+        self.add_method("finetune", tr("What trains: lora, ia3, loha, oft, full, frozen-text, frozen-image."))
+        self.add(
+            QgsProcessingParameterNumber(
+                "STEPS", tr("Training steps"), QgsProcessingParameterNumber.Type.Integer, 100, minValue=1
+            ),
+            tr("Optimizer steps of the fine-tune."),
+        )
+        self.add_model_parameters()
+        self.add_chip_parameters()
+        self.add(
+            QgsProcessingParameterFolderDestination("OUTPUT", tr("Output folder")),
+            tr("Receives pairs/ (the training chips and captions) and adapter/ (the fine-tuned adapter)."),
+        )
+        self.addOutput(QgsProcessingOutputFolder("ADAPTER", tr("Adapter folder")))
+        self.addOutput(
+            QgsProcessingOutputVectorLayer(
+                "PAIRS", tr("Training chips"), QgsProcessing.SourceType.TypeVectorPolygon
+            )
+        )
+        self.addOutput(QgsProcessingOutputFile("MODEL_CARD", tr("Model card (JSON)")))
+
+    def job_spec(self, parameters, context) -> JobSpec:
+        layer = self.scene(parameters, "INPUT", context)
+        labels = self.parameterAsVectorLayer(parameters, "LABELS", context)
+        if labels is None or not labels.isValid():
+            raise QgsProcessingException(self.invalidSourceError(parameters, "LABELS"))
+        fields = self.parameterAsFields(parameters, "LABEL_FIELD", context)
+        if not fields:
+            raise QgsProcessingException(tr("Label field: choose the field that holds the class names"))
+        model = self.model_choice(parameters, context)
+        if model.adapter:
+            raise QgsProcessingException(tr("Adapter: fine-tuning starts from a base model, not an adapter"))
+        chip_size = self.parameterAsString(parameters, "CHIP_SIZE", context).strip()
+        info = self.capabilities.model(model.name or settings.default_model())
+        if not chip_size and info is not None and info.input_size:
+            chip_size = str(info.input_size)  # the pairs job's own default is 224 px
+        output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
+        return JobSpec(
+            mode="finetune",
+            scenes=(layer.source(),),
+            output=output,
+            method=self.method(parameters, context),
+            label_layer=vector_file(labels),
+            label_field=fields[0],
+            steps=self.parameterAsInt(parameters, "STEPS", context),
+            overwrite=self.may_replace_run(output),
+            model=model,
+            chips=self.chip_choice(parameters, context, layer, chip_size=chip_size),
+        )
+
+    @staticmethod
+    def may_replace_run(path: str) -> bool:
+        """An earlier fine-tune here (only its pairs/ and adapter/, written by geo-dfm) may be replaced."""
+        entries = os.listdir(path) if os.path.isdir(path) else []
+        ours = {"pairs", "adapter"}
+        if not entries:
+            return False
+        if set(entries) <= ours and all(
+            os.path.exists(os.path.join(path, entry, "summary.json")) for entry in entries
+        ):
+            return True
+        raise QgsProcessingException(
+            tr("{path}: the output folder is not empty; choose a new or empty folder").format(path=path)
+        )
+
+    def processAlgorithm(self, parameters, context, feedback):
+        spec = self.job_spec(parameters, context)
+        pairs, trained = self.run_geo_dfm(spec, feedback)
+        outputs = trained.get("outputs", {})
+        index = pairs.get("outputs", {}).get("index")
+        self.load_results(context, tr("geo-dfm fine-tune: training chips"), pairs, job="pairs")
+        return {
+            "OUTPUT": spec.output,
+            "ADAPTER": outputs.get("adapter") or spec.adapter_folder,
+            "PAIRS": f"{index}|layername=pairs" if index else None,
+            "MODEL_CARD": outputs.get("model_card"),
+        }

@@ -8,8 +8,10 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from geo_dfm_qgis.processing_provider.algorithms import (
+    AnnotateAlgorithm,
     ChipSceneAlgorithm,
     ClassifyAlgorithm,
+    FinetuneAlgorithm,
     LocalizeAlgorithm,
     SearchAlgorithm,
 )
@@ -18,7 +20,8 @@ ICON_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "icon.png")
 
 
 class GeoDfmProvider(QgsProcessingProvider):
-    """Localize, Classify, Search and Chip scene, each running the geo-dfm CLI out of process."""
+    """Localize, Classify, Search, Annotate, Fine-tune and Chip scene, each running the geo-dfm CLI out of
+    process."""
 
     def id(self) -> str:
         return "geodfm"
@@ -33,5 +36,12 @@ class GeoDfmProvider(QgsProcessingProvider):
         return QIcon(ICON_PATH)
 
     def loadAlgorithms(self) -> None:
-        for algorithm in (LocalizeAlgorithm(), ClassifyAlgorithm(), SearchAlgorithm(), ChipSceneAlgorithm()):
+        for algorithm in (
+            LocalizeAlgorithm(),
+            ClassifyAlgorithm(),
+            SearchAlgorithm(),
+            AnnotateAlgorithm(),
+            FinetuneAlgorithm(),
+            ChipSceneAlgorithm(),
+        ):
             self.addAlgorithm(algorithm)
