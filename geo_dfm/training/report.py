@@ -1,19 +1,21 @@
 """The training log of a run: one CSV row per step, and a PNG of the loss and validation curves.
 
 The plot is drawn with Pillow (no plotting library): the loss per step on the left, each validation
-metric per validation step on the right, with axis ranges written on the axes.
+metric per validation step on the right (retrieval's per-K recalls only in the CSV, their mean plotted), with axis ranges written on the axes.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from geo_dfm.training.config import TrainResult
 
 STEP_COLUMNS = ("step", "epoch", "loss", "lr", "logit_scale", "images_per_second")
+_PER_K = re.compile(r"_r\d+$")
 _COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189))
 
 
@@ -60,6 +62,7 @@ def write_plot_png(result: TrainResult, path: Path, width: int = 960, height: in
             [float(v[name]) for v in result.validations if name in v],
         )
         for name in metric_names(result)
+        if not _PER_K.search(name)  # R@K per direction: in the CSV; the plot shows their mean
     ]
     _panel(draw, (half, 0, width, height), "validation", series)
     image.save(path, format="PNG")

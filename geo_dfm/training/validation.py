@@ -3,7 +3,8 @@
 The model being trained is wrapped in a fresh :class:`~geo_dfm.models.encoder.Encoder` at every
 validation (no stale text cache, no disk embedding cache) and scored with
 :func:`geo_dfm.evaluation.zeroshot.evaluate_zeroshot` (top-1 %, on an ImageFolder) and/or
-:func:`geo_dfm.evaluation.retrieval.evaluate_retrieval` (mean recall %, on a caption CSV).
+:func:`geo_dfm.evaluation.retrieval.evaluate_retrieval` (R@1/5/10 both ways and their mean %, on a
+caption CSV).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class ValidationData:
 def make_validator(
     data: ValidationData, base: BaseModel, device: str = "auto", precision: str = "auto"
 ) -> Validator | None:
-    """``validate(model) -> {"zeroshot_top1": %, "retrieval_mean_recall": %}`` (None when nothing to validate)."""
+    """``validate(model) -> {metric: %}`` (None when nothing to validate): ``zeroshot_top1``; and
+    ``retrieval_image_to_text_r{1,5,10}``, ``retrieval_text_to_image_r{1,5,10}``, ``retrieval_mean_recall``."""
     if data.empty:
         return None
     data = data.check()
@@ -82,7 +84,8 @@ def make_validator(
             found = evaluate_retrieval(
                 encoder, data.retrieval_csv, data.retrieval_images, encoding=data.retrieval_encoding
             )
-            metrics["retrieval_mean_recall"] = float(found.mean_recall)
+            recall = found.recall.as_dict()  # image_to_text_rK, text_to_image_rK, mean_recall
+            metrics.update({f"retrieval_{name}": float(value) for name, value in recall.items()})
         return metrics
 
     return validate

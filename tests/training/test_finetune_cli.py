@@ -179,3 +179,51 @@ def test_leftover_checkpoints_need_resume(tiny_config_path, tiny_weights, pairs_
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_from"] == 4 and summary["steps"] == 4
     assert not (tmp_path / "run.checkpoints").exists()  # removed after success (no --keep-checkpoints)
+
+
+def test_retrieval_validation_is_what_eval_retrieval_gives_with_the_adapter_and_merge_is_the_adapter(
+    tiny_config_path, tiny_weights, pairs_csv, tmp_path
+):
+    """--val-csv validates R@K with the evaluation code on the model being trained: after the last
+    step it equals `geo-dfm eval retrieval --adapter OUT`; --merge writes weights that embed as the
+    adapter does."""
+    from PIL import Image
+
+    val = tmp_path / "val"
+    (val / "images").mkdir(parents=True)
+    rows = ["filename,title"]
+    for i, (image, caption, _) in enumerate(colour_images(10, seed=3)):
+        Image.fromarray(image).save(val / "images" / f"v{i}.png")
+        rows.append(f"v{i}.png,{caption} number {i}")
+    (val / "captions.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "lora"
+    assert (
+        _finetune(
+            tiny_config_path, tiny_weights, pairs_csv, out, "--method", "lora", "--steps", "3", "--lr", "5e-2",
+            "--val-csv", str(val / "captions.csv"), "--val-images", str(val / "images"), "--merge",
+        )
+        == 0
+    )  # fmt: skip
+    validation = json.loads((out / "summary.json").read_text())["validations"][-1]
+    assert validation["step"] == 3
+    header = (out / "train_log.csv").read_text().splitlines()[0].split(",")
+    for k in (1, 5, 10):
+        assert f"retrieval_image_to_text_r{k}" in header and f"retrieval_text_to_image_r{k}" in header
+    assert main(
+        ["eval", "retrieval", str(val), "--csv", str(val / "captions.csv"), "--images", str(val / "images"),
+         "--model-config", str(tiny_config_path), "--weights", str(tiny_weights), "--adapter", str(out),
+         "--device", "cpu", "-o", str(tmp_path / "eval")]
+    ) == 0  # fmt: skip
+    (evaluated,) = json.loads((tmp_path / "eval" / "summary.json").read_text())["results"].values()
+    for name in ("image_to_text_r1", "text_to_image_r1", "text_to_image_r5", "mean_recall"):
+        assert validation[f"retrieval_{name}"] == pytest.approx(evaluated[name], abs=1e-9), name
+    adapter = _base(tiny_config_path, tiny_weights, adapter=str(out))
+    merged = load_encoder(model_config=str(tiny_config_path), weights=str(out / "model.safetensors"))
+    assert np.abs(merged.encode_images(IMAGES) - adapter.encode_images(IMAGES)).max() <= 1e-5
+    assert np.abs(merged.encode_texts(TEXTS) - adapter.encode_texts(TEXTS)).max() <= 1e-5
+    assert (
+        np.abs(
+            merged.encode_images(IMAGES) - _base(tiny_config_path, tiny_weights).encode_images(IMAGES)
+        ).max()
+        > 1e-4
+    )
