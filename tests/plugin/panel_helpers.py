@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def add_raster(path: Path, name: str = "scene"):
@@ -60,3 +63,15 @@ def argv_of(dock) -> list[str]:
     spec, problems = dock.job_spec()
     assert problems == [], problems
     return list(spec.calls()[0].argv)
+
+
+def save_screenshot(dock, artifacts_dir: Path, name: str) -> Path:
+    from qgis.PyQt.QtCore import QCoreApplication
+
+    dock.resize(400, 1000)  # the whole panel, from the top
+    QCoreApplication.processEvents()
+    dock.widget().verticalScrollBar().setValue(0)
+    target = artifacts_dir / name
+    assert dock.grab().save(str(target))
+    shutil.copyfile(target, REPO_ROOT / "docs" / name)
+    return target

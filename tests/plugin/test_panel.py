@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.panel_helpers import add_raster, argv_of, click, group_names, type_into, write_scene
+from tests.plugin.panel_helpers import (
+    add_raster,
+    argv_of,
+    click,
+    group_names,
+    save_screenshot,
+    type_into,
+    write_scene,
+)
 
 pytestmark = pytest.mark.qgis
 
@@ -366,18 +374,6 @@ def test_cancel_during_a_run_stops_the_job_and_adds_nothing(
     assert not output.exists()  # the job's atomic output folder was removed, temporary files too
     assert not output.parent.exists() or list(output.parent.iterdir()) == []
     assert dock.workers.current.running  # the worker stays up for the next run
-
-
-def save_screenshot(dock, artifacts_dir: Path, name: str) -> Path:
-    from qgis.PyQt.QtCore import QCoreApplication
-
-    dock.resize(400, 1000)  # the whole panel, from the top
-    QCoreApplication.processEvents()
-    dock.widget().verticalScrollBar().setValue(0)
-    target = artifacts_dir / name
-    assert dock.grab().save(str(target))
-    shutil.copyfile(target, REPO_ROOT / "docs" / name)
-    return target
 
 
 def save_map(scene_layer, result_layers, target: Path) -> Path:

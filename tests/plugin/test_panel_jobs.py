@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.panel_helpers import add_raster, click, group_names, type_into, write_scene
+from tests.plugin.panel_helpers import add_raster, click, group_names, save_screenshot, type_into, write_scene
 
 pytestmark = pytest.mark.qgis
 
@@ -321,7 +321,7 @@ def test_annotate_over_a_folder_and_a_layer_adds_the_batch_layers(
 
 @pytest.mark.slow
 def test_finetune_from_labelled_polygons_puts_its_adapter_in_the_model_choice(
-    dock, worker_capabilities, synthetic_scene, toy_model_path, wait_until, qgis_iface
+    dock, worker_capabilities, synthetic_scene, toy_model_path, wait_until, qgis_iface, artifacts_dir
 ):
     from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
 
@@ -352,6 +352,7 @@ def test_finetune_from_labelled_polygons_puts_its_adapter_in_the_model_choice(
     assert card["method"] == "lora" and card["training"]["steps_done"] == 2
     (chips,) = group_layers("geo-dfm pairs: class_name")
     assert chips.featureCount() > 0
+    save_screenshot(dock, artifacts_dir, "qgis-panel-finetune.png")
 
     again = GeoDfmDock(qgis_iface, dock.workers)  # remembered for the next session
     try:
