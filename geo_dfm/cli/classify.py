@@ -49,6 +49,13 @@ from geo_dfm.cli.options import (
 )
 @dense_options
 @click.option(
+    "--decimate",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Write one output pixel per N×N scene pixels (default: 8 output pixels per chip stride, 2 per "
+    "patch for dense, more for huge scenes; 1 = full resolution).",
+)
+@click.option(
     "--min-region-area",
     type=click.FloatRange(min=0.0),
     default=0.0,

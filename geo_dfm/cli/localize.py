@@ -87,7 +87,8 @@ def dense_options(func: F) -> F:
     "--decimate",
     type=click.IntRange(min=1),
     default=None,
-    help="blend/dense: write one output pixel per N×N scene pixels (default: automatic for huge scenes).",
+    help="blend/dense: write one output pixel per N×N scene pixels (default: 8 output pixels per chip "
+    "stride for blend, 2 per patch for dense, more for huge scenes; 1 = full resolution).",
 )
 @click.option(
     "--region-threshold",

@@ -53,7 +53,9 @@ def localize_gate(weights: Path, work: Path, seeds=(400, 401, 402, 403)) -> dict
     }
 
 
-def classify_gate(weights: Path, work: Path, seeds=(500, 501, 502, 503, 504, 505)) -> dict[str, float]:
+def classify_gate(
+    weights: Path, work: Path, seeds=(500, 501, 502, 503, 504, 505), method: str = "blend"
+) -> dict[str, float]:
     import rasterio
 
     sys.path.insert(0, str(HERE.parent / "cli"))
@@ -66,15 +68,20 @@ def classify_gate(weights: Path, work: Path, seeds=(500, 501, 502, 503, 504, 505
     pixel = []
     for seed in seeds:
         scene = make_scene(work / f"cls{seed}.tif", width=384, height=384, gsd=2.0, seed=seed)
-        out = work / f"cls{seed}-{weights.stem}"
+        out = work / f"cls{seed}-{weights.stem}-{method}"
         argv = ["classify", str(scene.path), "--labels", CLASSES, "-o", str(out), "--model", "toy"]
-        assert main([*argv, "--weights", str(weights)]) == 0
+        assert main([*argv, "--weights", str(weights), "--method", method, "--decimate", "1"]) == 0
         ok, n = chip_accuracy(scene, out / "labels.gpkg")
         correct, total = correct + ok, total + n
         with rasterio.open(out / "classes.tif") as src:
             pixel.append(float((src.read(1) == scene.truth).mean()))
     return {"chip_accuracy": correct / total, "chips": total, "pixel_accuracy_first": pixel[0],
             "pixel_accuracy_mean": float(np.mean(pixel))}  # fmt: skip
+
+
+def classify_dense_gate(weights: Path, work: Path) -> dict[str, float]:
+    """The classify gate's scenes, per-pixel classes from ``--method dense`` (for docs/dense.md)."""
+    return classify_gate(weights, work, method="dense")
 
 
 def dense_gate(weights: Path, work: Path) -> dict[str, float]:
@@ -88,6 +95,7 @@ GATES = {
     "toy_model": toy_model_gate,
     "localize": localize_gate,
     "classify": classify_gate,
+    "classify_dense": classify_dense_gate,
     "dense": dense_gate,
 }
 
