@@ -103,6 +103,11 @@ class BarProgress(Progress):
             self._bar.n = self.done
             self._bar.refresh()
 
+    def note(self, **figures: float) -> None:
+        """Show per-step figures (the trainer's loss and images/s) beside the current bar."""
+        if self._bar is not None:
+            self._bar.set_postfix({k: f"{v:.4g}" for k, v in figures.items()}, refresh=True)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

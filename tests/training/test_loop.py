@@ -133,3 +133,34 @@ def test_streamed_shards_train_reproducibly(tiny_clip, tmp_path):
     assert a.losses == b.losses and a.pairs == 20
     assert not torch.equal(first.visual.conv1.weight, tiny_clip().visual.conv1.weight)
     copy.deepcopy(first)  # trained models stay plain modules
+
+
+def test_learning_rate_warms_up_linearly_then_follows_a_cosine(tiny_clip, pairs_csv):
+    """The lr of every step (train_log.csv's column) against the schedule written out here."""
+    import math
+
+    config = TrainConfig(
+        steps=7, batch_size=8, lr=1e-2, warmup_steps=3, min_lr_ratio=0.1, device="cpu", augment=False
+    )
+    result = train_contrastive(
+        tiny_clip(), _tokenizer(), open_pairs(pairs_csv), config, preprocess=PREPROCESS
+    )
+    expected = [1e-2 * (s + 1) / 3 for s in range(3)] + [
+        1e-2 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (s - 3) / 4))) for s in range(3, 7)
+    ]
+    assert [r.lr for r in result.history] == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_progress_bar_shows_loss_and_images_per_second(tiny_clip, pairs_csv):
+    import io
+
+    from geo_dfm.progress import BarProgress
+
+    stream = io.StringIO()
+    config = TrainConfig(steps=3, batch_size=8, lr=1e-3, device="cpu")
+    result = train_contrastive(
+        tiny_clip(), _tokenizer(), open_pairs(pairs_csv), config, BarProgress(stream=stream), PREPROCESS,
+        LoopOptions(log_every=1),
+    )  # fmt: skip
+    shown = stream.getvalue()
+    assert "train" in shown and f"loss={result.losses[-1]:.4g}" in shown and "images_per_second=" in shown
