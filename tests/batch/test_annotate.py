@@ -292,19 +292,23 @@ def test_a_killed_pool_run_resumes_to_the_uninterrupted_output(reference, scenes
         os.killpg(proc.pid, signal.SIGKILL)  # the run and its pool workers, at once
         proc.wait(timeout=60)
         _wait_until_gone(proc.pid)
-    assert proc.returncode == -signal.SIGKILL
-    before = {json.loads(line)["scene"] for line in journal.read_text().splitlines() if line.endswith("}")}
-    assert not (out / "annotations.gpkg").exists() and not (out / ".geo-dfm-output.json").exists()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    lines = [json.loads(line) for line in journal.read_text().splitlines() if line.endswith("}")]
+    before = {line["scene"] for line in lines if line["status"] == "done"}  # a failed one is run again
+    state = (
+        f"journal: {journal.read_text()!r}, OUT: {sorted(str(p.relative_to(out)) for p in out.rglob('*'))}"
+    )
+    assert not (out / "annotations.gpkg").exists() and not (out / ".geo-dfm-output.json").exists(), state
     visible = [p for p in out.glob("scenes/*/*") if not p.name.startswith(".")]
-    assert all((p / ".geo-dfm-output.json").is_file() for p in visible)  # only committed job folders
+    assert all((p / ".geo-dfm-output.json").is_file() for p in visible), state  # only committed job folders
     kept = {s: (out / "scenes" / s / "classify" / "summary.json").stat().st_mtime_ns for s in before}
 
     assert main(annotate_argv(scenes, out, "--progress", "none")) == 2  # no new run over an unfinished one
     assert main(annotate_argv(scenes, out, "--resume", "--progress", "none")) == 3
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["scenes"]["ran"] == 5 - len(before)  # journaled scenes are not done again
+    assert summary["scenes"]["ran"] == 5 - len(before)  # scenes journaled as done are not done again
     assert {s: (out / "scenes" / s / "classify" / "summary.json").stat().st_mtime_ns for s in before} == kept
-    assert not list(out.glob("scenes/*/.*"))  # the killed run's temporary twins are gone
+    assert not list(out.glob("scenes/*/.*")), list(out.glob("scenes/*/.*"))  # the killed run's twins are gone
     assert_same_run(reference[0], out)
 
 
