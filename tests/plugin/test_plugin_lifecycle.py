@@ -65,7 +65,14 @@ def test_plugin_loads_and_unloads_leaving_nothing_behind(qgis_app, qgis_iface, p
     plugin.initGui()
     provider = registry.providerById("geodfm")
     assert provider is not None
-    assert {a.name() for a in provider.algorithms()} == {"localize", "classify", "search", "chips"}
+    assert {a.name() for a in provider.algorithms()} == {
+        "localize",
+        "classify",
+        "search",
+        "annotate",
+        "finetune",
+        "chips",
+    }
     assert window.findChild(QDockWidget, "GeoDfmDock") is plugin.dock
     assert {a.objectName() for a in window.findChildren(QAction) if a.objectName().startswith("geo_dfm")} == {
         "geo_dfm_panel_action",

@@ -333,23 +333,48 @@ def test_annotate_over_a_folder_and_a_layer_loads_the_batch_layers(
             "INPUTS": [str(other.path)],
             "FOLDER": str(folder),
             "QUERIES": "water",
-            "LABELS": "water, forest",
             "MODEL": "toy",
             "CHIP_SIZE": "32",
             "OUTPUT": str(tmp_path / "batch"),
         },
-    )
+    )  # localize only, to keep it short: classify in a batch runs in the panel test
     summary = json.loads(Path(result["SUMMARY"]).read_text())
     assert summary["scenes"]["done"] == 2 and summary["scenes"]["failed"] == 0
     scenes = QgsVectorLayer(result["SCENES"], "scenes", "ogr")
     assert scenes.isValid() and scenes.featureCount() == 2
-    assert QgsVectorLayer(result["HOTSPOTS"], "h", "ogr").isValid()
+    assert QgsVectorLayer(result["HOTSPOTS"], "h", "ogr").isValid() and result["REGIONS"] is None
     (layers,) = project_groups().values()  # one group per run, styled as the panel styles them
     names = {layer.name(): layer for layer in layers}
-    assert {"hot regions: water", "heatmap mosaic: water", "label regions", "class mosaic", "scenes"} <= set(
-        names
-    )
+    assert set(names) == {"hot regions: water", "heatmap mosaic: water", "scenes"}
+    assert names["hot regions: water"].labelsEnabled()
     heatmap = names["heatmap mosaic: water"]
     assert isinstance(heatmap, QgsRasterLayer) and heatmap.source() in result["MOSAICS"]
     assert isinstance(heatmap.renderer(), QgsSingleBandPseudoColorRenderer)
     assert all(layer.crs().authid() == "EPSG:32633" for layer in layers)
+
+
+def test_annotate_sends_labels_or_a_preset_and_queries_as_geo_dfm_annotate_takes_them(provider, tmp_path):
+    from qgis.core import QgsProcessingContext, QgsProcessingException
+
+    from tests.plugin.panel_helpers import write_scene
+
+    folder = tmp_path / "tiles"
+    folder.mkdir()
+    for name in ("b.tif", "a.TIF"):
+        write_scene(folder / name, 3)
+    (folder / "readme.txt").write_text("not a scene")
+    algorithm = provider.algorithm("annotate")
+    context = QgsProcessingContext()
+    parameters = {
+        "FOLDER": str(folder),
+        "QUERIES": "water\nairport",
+        "LABELS": "water, town",
+        "OUTPUT": "/tmp/o",
+    }
+    (call,) = algorithm.job_spec(parameters, context).calls()
+    assert call.argv[:5] == ("annotate", str(folder / "a.TIF"), str(folder / "b.tif"), "-o", "/tmp/o")
+    assert call.argv[5:11] == ("--queries", "water", "--queries", "airport", "--labels", "water,town")
+    (preset,) = algorithm.job_spec({**parameters, "PRESET": "landcover"}, context).calls()
+    assert preset.argv[preset.argv.index("--preset") + 1] == "landcover" and "--labels" not in preset.argv
+    with pytest.raises(QgsProcessingException, match="holds no raster files"):
+        algorithm.job_spec({**parameters, "FOLDER": str(tmp_path)}, context)
