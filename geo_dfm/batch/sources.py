@@ -5,6 +5,8 @@ An input is one of:
 - a raster path (must exist) or a GDAL virtual path / URL (``/vsicurl/…``, ``/vsis3/…``, ``https://…``,
   ``s3://…``: passed to GDAL verbatim, never checked on disk);
 - a glob (``tiles/*.tif``, ``**`` recursive), expanded in sorted order (matching nothing is an error);
+- a folder: its raster files (``.tif``, ``.tiff``, ``.vrt``, ``.jp2``, ``.img``; not its subfolders) in sorted
+  order, none is an error; a slippy-map tile folder (``z/x/y.png``) is one scene;
 - a text file (``.txt``, ``.lst``, ``.list``): one path or URL per line, blank lines and ``#`` comments
   ignored, relative paths taken from the list file's folder (a missing listed file fails that scene only);
 - a STAC ``ItemCollection`` (or single ``Item``) JSON (``.json``, ``.geojson``): one scene per item, the
@@ -28,11 +30,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 from geo_dfm.jobs.naming import unique_slugs
+from geo_dfm.jobs.pipeline import is_slippy_folder
 from tile_tools.errors import InputError
 from tile_tools.reader import is_virtual_source
 
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 STAC_SUFFIXES = frozenset({".json", ".geojson"})
+#: What a folder given as a scene source contributes (in sorted order).
+FOLDER_RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 _GLOB_CHARS = frozenset("*?[")
 _VSI_PREFIX = re.compile(r"^/vsi[a-z0-9_]+/")
 _RASTER_MEDIA = ("image/tiff", "image/jp2", "geotiff", "cloud-optimized")
@@ -79,6 +84,15 @@ def _expand(item: str, asset: str | None) -> Iterator[tuple[str, str]]:
         return
     if not path.exists():
         raise InputError(item, "scene file not found")
+    if path.is_dir() and not is_slippy_folder(path):
+        rasters = sorted(
+            p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FOLDER_RASTER_SUFFIXES
+        )
+        if not rasters:
+            raise InputError(item, f"the folder holds no raster file ({', '.join(FOLDER_RASTER_SUFFIXES)})")
+        for raster in rasters:
+            yield _name_of(str(raster)), str(raster.absolute())
+        return
     suffix = path.suffix.lower()
     if path.is_file() and suffix in LIST_SUFFIXES:
         yield from _read_list(path)

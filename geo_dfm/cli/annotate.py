@@ -45,10 +45,10 @@ EXIT_SCENES_FAILED = 3
 )
 @click.option(
     "--method",
-    type=click.Choice(["blend", "selo"]),
+    type=click.Choice(["blend", "selo", "dense"]),
     default="blend",
     show_default=True,
-    help="localize: weighted chip splats (blend) or the reference SeLo map (selo).",
+    help="localize: weighted chip splats (blend), the reference SeLo map (selo) or patch-level maps (dense).",
 )
 @click.option("--exact", is_flag=True, help="localize, selo only: the reference's JPEG (q95) round trips.")
 @weighting_option("How a chip's scores or probabilities spread over its pixels.")

@@ -54,7 +54,7 @@ class AnnotateParams:
     preset: str | None = param(None, help="A label preset (landcover, aid, resisc45, eurosat).")
     templates: str = param("rs105", help="Prompt templates: rs105, remoteclip, skyclip, none, or a file.")
     min_confidence: float = param(0.0, help="classify: leave chips and pixels below this unlabelled.")
-    method: str = param("blend", help="localize: blend or selo.", choices=("blend", "selo"))
+    method: str = param("blend", help="localize: blend, selo or dense.", choices=("blend", "selo", "dense"))
     exact: bool = param(False, help="localize selo only: the reference's JPEG (q95) round trips.")
     weighting: str = param("hann", help="How a chip's values spread over its pixels.", choices=WEIGHTINGS)
     decimate: int | None = param(None, help="One output pixel per N×N scene pixels.")

@@ -58,12 +58,13 @@ def check_scene(path: str | os.PathLike[str]) -> str:
     scene = Path(text).expanduser()
     if not scene.exists():
         raise InputError(text, "scene file not found")
-    if scene.is_dir() and not _is_slippy_folder(scene):
+    if scene.is_dir() and not is_slippy_folder(scene):
         raise InputError(text, "is a folder, not a raster file (give a GeoTIFF, VRT, JPEG2000, …)")
     return str(scene.absolute())
 
 
-def _is_slippy_folder(path: Path) -> bool:
+def is_slippy_folder(path: Path) -> bool:
+    """A local slippy-map tile folder (``z/x/y.png``): read as one scene, not as a folder of scenes."""
     return any(child.is_dir() and child.name.isdigit() for child in path.iterdir())
 
 

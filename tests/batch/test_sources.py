@@ -103,3 +103,16 @@ def test_bad_inputs_are_named(tmp_path):
     empty.write_text("# nothing\n", encoding="utf-8")
     with pytest.raises(InputError, match="scenes: no scene given"):
         resolve_scenes([str(empty)])
+
+
+def test_a_folder_gives_its_raster_files_and_a_slippy_folder_is_one_scene(tmp_path):
+    folder = tmp_path / "county"
+    for name in ("b.tif", "a.TIF", "c.vrt", "notes.txt", "sub/d.tif"):
+        touch(folder / name)
+    scenes = resolve_scenes([str(folder)])
+    assert [s.id for s in scenes] == ["a", "b", "c"]  # sorted, rasters only, not the subfolder
+    tiles = touch(tmp_path / "tiles" / "12" / "2200" / "1343.png").parents[2]
+    assert resolve_scenes([str(tiles)]) == [SceneRef("tiles", str(tiles.absolute()))]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no raster file"):
+        resolve_scenes([str(tmp_path / "empty")])
