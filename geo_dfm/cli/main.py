@@ -99,8 +99,10 @@ def handle_termination() -> Iterator[None]:
 
 
 #: GDAL's block cache for a geo-dfm process (MiB) unless the user sets ``GDAL_CACHEMAX``; GDAL's own
-#: default (5 % of the RAM) would let memory grow with the scene read.
-GDAL_CACHE_MB = "256"
+#: default (5 % of the RAM) would let memory grow with the scene read. Chips are read row by row, so a
+#: strip of blocks is what the cache needs; 64 MiB halved the peak growth from a 2 000² to an 8 000²
+#: scene against 256 MiB (benchmarks/scale.py), at the cost of decoding some blocks of very wide scenes twice.
+GDAL_CACHE_MB = "64"
 
 
 def main(argv: list[str] | None = None) -> int:
