@@ -428,7 +428,7 @@ def test_the_worker_runs_annotate_from_plain_json_like_the_command(reference, sc
 
     schema = {f["name"]: f for f in describe_jobs()["annotate"]["params"]}
     assert schema["scenes"]["required"] and schema["scenes"]["type"] == "array"
-    assert schema["method"]["choices"] == ["blend", "selo"] and all(
+    assert schema["method"]["choices"] == ["blend", "selo", "dense"] and all(
         f["help"] for f in schema.values() if f["type"] != "object"
     )
     out = tmp_path / "worker"

@@ -43,7 +43,18 @@ def localize_gate(weights: Path, work: Path, seeds=(400, 401, 402, 403)) -> dict
     for seed in seeds:
         scene = make_scene(work / f"loc{seed}.tif", width=384, height=384, gsd=2.0, seed=seed)
         out = work / f"loc{seed}-{weights.stem}"
-        argv = ["localize", str(scene.path), "water", "forest", "-o", str(out), "--model", "toy"]
+        argv = [
+            "localize",
+            str(scene.path),
+            "water",
+            "forest",
+            "-o",
+            str(out),
+            "--model",
+            "toy",
+            "--decimate",
+            "1",
+        ]
         assert main([*argv, "--weights", str(weights)]) == 0
         with rasterio.open(out / "water.tif") as src:
             ious.append(iou_of_top_area(src.read(1), scene.mask("water")))
