@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from geo_dfm.cli.options import chip_options, model_options, progress_options, weighting_option
+from geo_dfm.cli.options import chip_options, label_options, model_options, progress_options, weighting_option
 
 #: The exit status of a run in which some scenes failed (0: none did).
 EXIT_SCENES_FAILED = 3
@@ -27,14 +27,7 @@ EXIT_SCENES_FAILED = 3
 @click.option(
     "--queries", "--query", "queries", multiple=True, help="A text query to localize (repeat for several)."
 )
-@click.option("--labels", default=None, help='Comma-separated class names, e.g. "water,forest,town".')
-@click.option(
-    "--labels-file",
-    type=click.Path(path_type=str),
-    default=None,
-    help="A text file with one class name per line.",
-)
-@click.option("--preset", default=None, help="A label preset: landcover, aid, resisc45 or eurosat.")
+@label_options
 @click.option("--templates", default="rs105", show_default=True, help="Prompt templates (classify).")
 @click.option(
     "--min-confidence",

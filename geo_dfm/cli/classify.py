@@ -7,6 +7,7 @@ import click
 from geo_dfm.cli.localize import dense_options
 from geo_dfm.cli.options import (
     chip_options,
+    label_options,
     model_options,
     output_options,
     progress_options,
@@ -17,14 +18,7 @@ from geo_dfm.cli.options import (
 @click.command(name="classify")
 @click.argument("scene", type=click.Path(path_type=str))
 @output_options
-@click.option("--labels", default=None, help='Comma-separated class names, e.g. "water,forest,town".')
-@click.option(
-    "--labels-file",
-    type=click.Path(path_type=str),
-    default=None,
-    help="A text file with one class name per line.",
-)
-@click.option("--preset", default=None, help="A label preset: landcover, aid, resisc45 or eurosat.")
+@label_options
 @click.option(
     "--templates",
     default="rs105",

@@ -205,6 +205,27 @@ def model_options(func: F) -> F:
     )
 
 
+def label_options(func: F) -> F:
+    """``--labels``, ``--labels-file`` and ``--preset``: the class names of a zero-shot classification."""
+    return _apply(
+        [
+            click.option(
+                "--labels", default=None, help='Comma-separated class names, e.g. "water,forest,town".'
+            ),
+            click.option(
+                "--labels-file",
+                type=click.Path(path_type=str),
+                default=None,
+                help="A text file with one class name per line.",
+            ),
+            click.option(
+                "--preset", default=None, help="A label preset: landcover, aid, resisc45 or eurosat."
+            ),
+        ],
+        func,
+    )
+
+
 def weighting_option(help_text: str) -> Callable[[F], F]:
     """``--weighting``: how a chip's values spread over its pixels (the stitcher's weightings)."""
     from geo_dfm.jobs.stitch import WEIGHTINGS
