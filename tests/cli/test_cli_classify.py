@@ -15,9 +15,11 @@ from rasterio.windows import from_bounds
 from geo_dfm.cli.main import main
 
 SCENE_SEED = 12
-# Chip accuracy is pooled over three fresh scenes: one 384 px scene has only 64 chips, so its accuracy
-# alone varies by about ±4 points (measured with the toy model on seeds 12-20: 0.83-0.94, mean 0.88).
-ACCURACY_SEEDS = (12, 13, 14)
+#: The chip-accuracy gate's scenes: held out from training (seeds ≥ TRAINING_SEED_START) and from the
+#: recipe selection (12-20). Pooled over six 384 px scenes (384 chips), measured by
+#: tests/synthetic/measure_gates.py: trained toy model 0.870, three random models 0.089-0.167.
+ACCURACY_SEEDS = (500, 501, 502, 503, 504, 505)
+ACCURACY_GATE = 0.82
 CLASSES = "water,forest,farmland,town,bare soil,runway"
 
 
@@ -49,13 +51,11 @@ def chip_accuracy(scene, vectors: Path) -> tuple[int, int]:
     return correct, len(chips)
 
 
-def test_chip_labels_match_the_truth(scene, run, tmp_path):
+def test_chip_labels_match_the_truth(run, tmp_path):
     from geo_dfm.synthetic import make_scene
 
-    out, summary = run
-    correct, total = chip_accuracy(scene, Path(summary["outputs"]["vectors"]))
-    assert total == summary["chips"] > 20
-    for seed in ACCURACY_SEEDS[1:]:
+    correct = total = 0
+    for seed in ACCURACY_SEEDS:
         other = make_scene(tmp_path / f"scene{seed}.tif", width=384, height=384, gsd=2.0, seed=seed)
         labels = tmp_path / f"labels{seed}"
         assert (
@@ -64,7 +64,8 @@ def test_chip_labels_match_the_truth(scene, run, tmp_path):
         ok, n = chip_accuracy(other, labels / "labels.gpkg")
         correct, total = correct + ok, total + n
     accuracy = correct / total
-    assert accuracy >= 0.85, f"chip accuracy {accuracy:.3f} over {total} chips"
+    assert total == 384
+    assert accuracy >= ACCURACY_GATE, f"chip accuracy {accuracy:.3f} over {total} chips"
 
 
 def test_class_raster_and_probabilities(scene, run):
