@@ -43,7 +43,7 @@ StorageKind = Literal["auto", "memory", "disk"]
 WEIGHT_KINDS: tuple[str, ...] = ("uniform", "hann", "gaussian")
 
 #: ``storage="auto"`` keeps the sum and weight planes in memory up to this many bytes, else on disk.
-AUTO_MEMORY_LIMIT_BYTES = 256 * 2**20
+AUTO_MEMORY_LIMIT_BYTES = 64 * 2**20
 #: Side (output pixels) of the tiles of disk storage: small, so the cache holds many of them.
 DISK_TILE = 128
 
@@ -228,7 +228,7 @@ class WeightedAccumulator:
     - ``channels``: number of values per chip (queries, classes).
     - ``weight``: ``"uniform"`` | ``"hann"`` | ``"gaussian"`` (``gaussian_sigma`` × window size).
     - ``storage``: ``"memory"``, ``"disk"`` (128-pixel tiles in a temporary file in ``tmpdir``, at
-      most ``cache_mb`` of them in memory) or ``"auto"`` (disk above 256 MiB of planes).
+      most ``cache_mb`` of them in memory) or ``"auto"`` (disk above 64 MiB of planes).
     - ``block_size``: side of the output blocks :meth:`iter_blocks` yields (and of the disk tiles).
 
     Adding is order-independent up to float64 rounding. Pixels no window touched have zero weight:
