@@ -292,6 +292,10 @@ def test_a_killed_pool_run_resumes_to_the_uninterrupted_output(reference, scenes
         os.killpg(proc.pid, signal.SIGKILL)  # the run and its pool workers, at once
         proc.wait(timeout=60)
         _wait_until_gone(proc.pid)
+        # the definitive sign that no process of the killed run still writes: every lock it could hold is free
+        _wait_until_unlocked(
+            [out, *(out / "scenes" / Path(s).stem / j for s in scenes for j in ("classify", "localize"))]
+        )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
     lines = [json.loads(line) for line in journal.read_text().splitlines() if line.endswith("}")]
     before = {line["scene"] for line in lines if line["status"] == "done"}  # a failed one is run again
@@ -319,6 +323,22 @@ def _wait_until_gone(group: int, timeout: float = 60) -> None:
     while _alive_in_group(group):
         assert time.monotonic() < deadline, f"process group {group} still alive {timeout} s after SIGKILL"
         time.sleep(0.05)
+
+
+def _wait_until_unlocked(targets, timeout: float = 60) -> None:
+    """Wait until the :class:`~tile_tools.locks.TargetLock` of every target can be taken (and release it)."""
+    from tile_tools.errors import InputError
+    from tile_tools.locks import TargetLock
+
+    deadline = time.monotonic() + timeout
+    for target in targets:
+        while True:
+            try:
+                TargetLock(target).acquire().release()
+                break
+            except InputError as exc:
+                assert time.monotonic() < deadline, f"still locked {timeout} s after SIGKILL: {exc}"
+                time.sleep(0.05)
 
 
 def _alive_in_group(group: int) -> bool:
