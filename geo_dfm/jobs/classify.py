@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from geo_dfm.jobs.dense import iter_patch_features, patch_footprint
+from geo_dfm.jobs.dense import check_dense_options, iter_patch_features, patch_footprint
 from geo_dfm.jobs.labels import MAX_LABELS, resolve_labels
 from geo_dfm.jobs.outputs import write_class_outputs
 from geo_dfm.jobs.params import ChipParams, ModelParams, param
@@ -129,18 +129,7 @@ def check_params(params: ClassifyParams) -> ClassifyParams:
         raise InputError("min_confidence", f"must be between 0 and 1, got {params.min_confidence}")
     if params.method not in METHODS:
         raise InputError("method", f"unknown method {params.method!r}; choose {' or '.join(METHODS)}")
-    if params.method != "dense":
-        for name, value, default in (
-            ("variant", params.variant, DEFAULT_VARIANT),
-            ("input_size", params.input_size, None),
-            ("cls_lambda", params.cls_lambda, 0.0),
-            ("min_region_area", params.min_region_area, 0.0),
-        ):
-            if value != default:
-                raise InputError(name, "only applies to --method dense")
-    PatchHead(params.variant, params.input_size)  # refuses unknown variants and sizes
-    if params.cls_lambda < 0:
-        raise InputError("cls_lambda", f"must be at least 0, got {params.cls_lambda}")
+    check_dense_options(params, ("min_region_area", 0.0))
     if params.min_region_area < 0:
         raise InputError("min_region_area", f"must be at least 0, got {params.min_region_area}")
     return replace(params, labels=labels, scene=check_scene(params.scene))

@@ -18,8 +18,22 @@ from rasterio.windows import Window
 
 from geo_dfm.jobs.pipeline import iter_features
 from geo_dfm.jobs.summary import StageTimer
-from geo_dfm.models.patch_head import PatchHead
+from geo_dfm.models.patch_head import DEFAULT_VARIANT, PatchHead
 from geo_dfm.progress import Progress
+from tile_tools.errors import InputError
+
+
+def check_dense_options(params: Any, *dense_only: tuple[str, Any]) -> None:
+    """Refuse the dense settings (``variant``, ``input_size``, ``cls_lambda`` and each ``(name, default)``
+    of ``dense_only``) away from ``method="dense"``, unknown variants and sizes, and a negative λ."""
+    if params.method != "dense":
+        defaults = (("variant", DEFAULT_VARIANT), ("input_size", None), ("cls_lambda", 0.0), *dense_only)
+        for name, default in defaults:
+            if getattr(params, name) != default:
+                raise InputError(name, "only applies to --method dense")
+    PatchHead(params.variant, params.input_size)  # refuses unknown variants and sizes
+    if params.cls_lambda < 0:
+        raise InputError("cls_lambda", f"must be at least 0, got {params.cls_lambda}")
 
 
 @dataclass(frozen=True, eq=False)

@@ -34,7 +34,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from geo_dfm.jobs.dense import iter_patch_features, patch_footprint
+from geo_dfm.jobs.dense import check_dense_options, iter_patch_features, patch_footprint
 from geo_dfm.jobs.outputs import write_heatmap_outputs
 from geo_dfm.jobs.params import ChipParams, ModelParams, param
 from geo_dfm.jobs.pipeline import check_queries, check_scene, iter_features, plan_stride, start_job
@@ -133,17 +133,7 @@ def check_params(params: LocalizeParams) -> LocalizeParams:
         raise InputError("score", "selo keeps the reference's min–max chain; contrast needs blend or dense")
     if params.background and not contrast:
         raise InputError("background", "only applies with --score contrast")
-    if params.method != "dense":
-        for name, value, default in (
-            ("variant", params.variant, DEFAULT_VARIANT),
-            ("input_size", params.input_size, None),
-            ("cls_lambda", params.cls_lambda, 0.0),
-        ):
-            if value != default:
-                raise InputError(name, "only applies to --method dense")
-    PatchHead(params.variant, params.input_size)  # refuses unknown variants and sizes
-    if params.cls_lambda < 0:
-        raise InputError("cls_lambda", f"must be at least 0, got {params.cls_lambda}")
+    check_dense_options(params)
     if params.cls_lambda > 0 and not contrast:
         raise InputError("cls_lambda", "only applies with --score contrast")
     if not 0.0 <= params.region_threshold <= 1.0:
