@@ -49,27 +49,23 @@ def random_weights(arch: str, folder: Path) -> Path:
 
 def write_cog(scene: Path, size: int) -> Path:
     """The synthetic scene as a tiled, DEFLATE-compressed COG with overviews (what users bring)."""
-    import rasterio
     from rasterio.shutil import copy as rio_copy
 
     from geo_dfm.synthetic import make_scene
 
     source = make_scene(scene.with_name("source.tif"), width=size, height=size, gsd=0.5, seed=7).path
-    with rasterio.open(source):
-        pass
     rio_copy(source, scene, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512, OVERVIEWS="AUTO")
     return scene
 
 
 def write_pairs(folder: Path, size: int, count: int) -> Path:
     """``count`` 224 px chips of a synthetic scene as PNGs and a pairs CSV (image_path, caption)."""
+    import rasterio
     from PIL import Image
 
     from geo_dfm.synthetic import make_scene
 
     scene = make_scene(folder / "pairs-scene.tif", width=size, height=size, gsd=1.0, seed=8)
-    import rasterio
-
     rows = []
     with rasterio.open(scene.path) as src:
         image = src.read()
